@@ -1,0 +1,46 @@
+#pragma once
+
+// Instance networking over rtnetlink (no `ip` binary): a veth pair per instance, one end
+// in the host netns, the other moved into the instance's netns and renamed eth0.
+// Addressing is a /31 point-to-point pair from a pool the agent owns:
+//   host end  = host_ip/31, instance end = instance_ip/31, default route via host_ip.
+// Deleting either end (or the netns going away with its last process) removes both.
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace skiff {
+
+struct VethConfig {
+  std::string host_ifname;  // <= 15 chars, e.g. "sk-<8 hex>"
+  std::string host_ip;      // dotted quad
+  std::string instance_ip;  // dotted quad
+  uint32_t prefix_len = 31;
+  std::string instance_ifname = "eth0";
+};
+
+// In the host netns: creates the pair, moves the peer into the netns of `netns_pid`,
+// addresses and brings up the host end. On failure nothing is left behind.
+absl::Status CreateVethPair(const VethConfig& cfg, pid_t netns_pid);
+
+// Runs inside the instance's netns (async-signal-safe: no allocation; may run between
+// clone() and execve()): brings up lo, addresses and brings up the instance end,
+// adds the default route via host_ip. Returns 0 or an errno.
+int ConfigureInstanceNetwork(const char* ifname, uint32_t instance_ip_be, uint32_t host_ip_be,
+                             uint32_t prefix_len);
+
+// Deletes a host-side link by name; NotFound if it does not exist.
+absl::Status DeleteLink(const std::string& ifname);
+
+// True if a link with this name exists in the calling thread's netns.
+absl::StatusOr<bool> LinkExists(const std::string& ifname);
+
+// Parses a dotted quad into network byte order; InvalidArgument names the input.
+absl::StatusOr<uint32_t> ParseIpv4(const std::string& dotted);
+
+}  // namespace skiff

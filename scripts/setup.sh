@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs skiff's build and test dependencies (Debian 12 packages only).
+# Idempotent, and fast when everything is already installed.
+set -euo pipefail
+
+PACKAGES=(
+  # toolchain
+  build-essential cmake ninja-build pkg-config clang-format
+  # libraries
+  libseccomp-dev libcap-dev libprotobuf-dev protobuf-compiler libgrpc++-dev
+  protobuf-compiler-grpc libspdlog-dev libfmt-dev libgtest-dev libgmock-dev
+  libcurl4-openssl-dev libssl-dev nlohmann-json3-dev libarchive-dev zlib1g-dev
+  libzstd-dev libabsl-dev libbenchmark-dev
+  # runtime tools, test payloads and peers
+  iproute2 curl jq busybox-static docker-registry skopeo umoci crun runc hyperfine
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+else
+  echo "setup: all ${#PACKAGES[@]} packages present" >&2
+fi
