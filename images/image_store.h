@@ -61,7 +61,7 @@ struct StoreOptions {
   std::vector<std::string> insecure_registries;
   std::string ca_file;  // extra CA bundle for TLS registries; "" = system store
   std::map<std::string, RegistryCredentials> credentials;  // by registry host[:port]
-  int max_attempts = 4;        // per HTTP request, with exponential backoff
+  int max_attempts = 4;  // per HTTP request, with exponential backoff
   int initial_backoff_ms = 100;
 };
 

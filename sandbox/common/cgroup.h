@@ -40,9 +40,9 @@ struct CgroupRoots {
 };
 
 struct CgroupLimits {
-  uint32_t vcpus_milli = 1000;   // → cpu.max "quota period" / cpu.cfs_quota_us
-  uint64_t memory_bytes = 0;     // → memory.max / memory.limit_in_bytes (0 = unlimited)
-  uint32_t pids_max = 0;         // → pids.max (0 = unlimited)
+  uint32_t vcpus_milli = 1000;  // → cpu.max "quota period" / cpu.cfs_quota_us
+  uint64_t memory_bytes = 0;    // → memory.max / memory.limit_in_bytes (0 = unlimited)
+  uint32_t pids_max = 0;        // → pids.max (0 = unlimited)
   uint64_t cpu_period_us = 100000;
 };
 
