@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -32,6 +33,10 @@ struct CgroupRoots {
   std::string memory;
   std::string pids;
   std::string freezer;
+
+  // Tests only: called after Create() makes a group directory and before it touches any
+  // file in it, so a fake cgroup2 tree can provide the files the kernel would create.
+  std::function<absl::Status(const std::string& dir)> after_mkdir_for_testing;
 
   // Reads /proc/self/mountinfo: v2 if a cgroup2 mount carries the cpu and memory
   // controllers, else v1 if cpu and memory v1 hierarchies exist, else an error.
