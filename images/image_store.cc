@@ -1,0 +1,458 @@
+#include "images/image_store.h"
+
+#include <dirent.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <ctime>
+#include <set>
+
+#include "absl/cleanup/cleanup.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "images/content_store.h"
+#include "images/digest.h"
+#include "images/fs_ops.h"
+#include "images/hostile_json.h"
+#include "images/layer_unpack.h"
+#include "images/manifest.h"
+#include "images/reference.h"
+#include "images/registry_client.h"
+#include "sandbox/common/status.h"
+
+namespace skiff::images {
+namespace {
+
+using nlohmann::json;
+
+constexpr size_t kMaxRefsJson = 64 << 20;
+
+// What refs.json records per image (by manifest digest).
+struct Record {
+  std::string manifest_digest;
+  std::vector<std::string> references;
+  ImageConfig config;
+  std::vector<std::string> layers;  // layer blob digests, manifest order (bottom first)
+  std::vector<std::string> blobs;   // every blob: index, manifest, config, layers
+  uint64_t size_bytes = 0;
+  int64_t pulled_unix_s = 0;
+};
+
+json ToJson(const Record& r) {
+  return json{{"digest", r.manifest_digest},
+              {"references", r.references},
+              {"layers", r.layers},
+              {"blobs", r.blobs},
+              {"size", r.size_bytes},
+              {"pulled", r.pulled_unix_s},
+              {"config",
+               {{"entrypoint", r.config.entrypoint},
+                {"cmd", r.config.cmd},
+                {"env", r.config.env},
+                {"working_dir", r.config.working_dir},
+                {"user", r.config.user}}}};
+}
+
+absl::StatusOr<Record> FromJson(const json& j) {
+  try {
+    Record r;
+    r.manifest_digest = j.at("digest").get<std::string>();
+    r.references = j.at("references").get<std::vector<std::string>>();
+    r.layers = j.at("layers").get<std::vector<std::string>>();
+    r.blobs = j.at("blobs").get<std::vector<std::string>>();
+    r.size_bytes = j.at("size").get<uint64_t>();
+    r.pulled_unix_s = j.at("pulled").get<int64_t>();
+    const json& c = j.at("config");
+    r.config.entrypoint = c.at("entrypoint").get<std::vector<std::string>>();
+    r.config.cmd = c.at("cmd").get<std::vector<std::string>>();
+    r.config.env = c.at("env").get<std::vector<std::string>>();
+    r.config.working_dir = c.at("working_dir").get<std::string>();
+    r.config.user = c.at("user").get<std::string>();
+    SKIFF_RETURN_IF_ERROR(ValidateDigest(r.manifest_digest));
+    for (const auto& d : r.layers) SKIFF_RETURN_IF_ERROR(ValidateDigest(d));
+    for (const auto& d : r.blobs) SKIFF_RETURN_IF_ERROR(ValidateDigest(d));
+    return r;
+  } catch (const json::exception& e) {
+    return absl::DataLossError(absl::StrCat("refs.json: bad image record: ", e.what()));
+  }
+}
+
+struct InFlight {
+  bool done = false;
+  absl::StatusOr<std::string> result;
+};
+
+class ImageStoreImpl : public ImageStore {
+ public:
+  ImageStoreImpl(const StoreOptions& options, std::unique_ptr<ContentStore> blobs)
+      : options_(options),
+        blobs_(std::move(blobs)),
+        registry_(RegistryOptions{.insecure_registries = options.insecure_registries,
+                                  .ca_file = options.ca_file,
+                                  .credentials = options.credentials,
+                                  .max_attempts = options.max_attempts,
+                                  .initial_backoff_ms = options.initial_backoff_ms}),
+        layers_dir_(absl::StrCat(options.root, "/layers")),
+        refs_path_(absl::StrCat(options.root, "/refs.json")) {}
+
+  absl::Status Load() {
+    SKIFF_RETURN_IF_ERROR(MakeDirs(layers_dir_));
+    // Half-unpacked layers of a previous process are garbage.
+    if (DIR* d = opendir(layers_dir_.c_str()); d != nullptr) {
+      std::vector<std::string> stale;
+      while (struct dirent* e = readdir(d)) {
+        if (std::string(e->d_name).find(".tmp-") != std::string::npos) {
+          stale.push_back(e->d_name);
+        }
+      }
+      closedir(d);
+      for (const auto& s : stale) RemoveTree(absl::StrCat(layers_dir_, "/", s)).IgnoreError();
+    }
+    struct stat st;
+    if (stat(refs_path_.c_str(), &st) != 0) {
+      if (errno == ENOENT) return absl::OkStatus();
+      return ErrnoStatus(errno, "stat(", refs_path_, ")");
+    }
+    std::string text;
+    {
+      FILE* f = fopen(refs_path_.c_str(), "re");
+      if (f == nullptr) return ErrnoStatus(errno, "open(", refs_path_, ")");
+      char buf[65536];
+      size_t n;
+      while ((n = fread(buf, 1, sizeof(buf), f)) > 0 && text.size() <= kMaxRefsJson) {
+        text.append(buf, n);
+      }
+      fclose(f);
+    }
+    auto j = ParseHostileJson(text, kMaxRefsJson, "refs.json");
+    if (!j.ok()) return absl::DataLossError(j.status().message());
+    auto images = j->find("images");
+    if (images == j->end() || !images->is_array()) {
+      return absl::DataLossError(absl::StrCat(refs_path_, ": no \"images\" array"));
+    }
+    absl::MutexLock lock(&mu_);
+    for (const json& ij : *images) {
+      auto r = FromJson(ij);
+      if (!r.ok()) return Annotate(r.status(), refs_path_);
+      for (const auto& ref : r->references) refs_[ref] = r->manifest_digest;
+      images_[r->manifest_digest] = std::move(*r);
+    }
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<Image> Pull(const std::string& reference,
+                             const std::function<void(const PullProgress&)>& progress) override {
+    SKIFF_ASSIGN_OR_RETURN(Reference ref, ParseReference(reference));
+    absl::StatusOr<Image> image = PullParsed(ref, progress);
+    if (!image.ok()) return Annotate(image.status(), absl::StrCat("pull ", ref.String()));
+    return image;
+  }
+
+  absl::StatusOr<Image> Get(const std::string& reference_or_digest) override {
+    absl::MutexLock lock(&mu_);
+    SKIFF_ASSIGN_OR_RETURN(const Record* r, FindLocked(reference_or_digest));
+    return ToImage(*r);
+  }
+
+  std::vector<Image> List() override {
+    absl::MutexLock lock(&mu_);
+    std::vector<Image> out;
+    for (const auto& [digest, r] : images_) out.push_back(ToImage(r));
+    return out;
+  }
+
+  absl::Status Remove(const std::string& reference_or_digest) override {
+    absl::MutexLock lock(&mu_);
+    SKIFF_ASSIGN_OR_RETURN(const Record* found, FindLocked(reference_or_digest));
+    const std::string digest = found->manifest_digest;
+    if (auto u = users_.find(digest); u != users_.end() && u->second > 0) {
+      return absl::FailedPreconditionError(absl::StrCat("remove image ", reference_or_digest,
+                                                        ": in use by ", u->second, " instance(s)"));
+    }
+    Record& r = images_[digest];
+    if (absl::StartsWith(reference_or_digest, kSha256Prefix)) {
+      for (const auto& ref : r.references) refs_.erase(ref);
+      r.references.clear();
+    } else {
+      SKIFF_ASSIGN_OR_RETURN(Reference ref, ParseReference(reference_or_digest));
+      refs_.erase(ref.String());
+      r.references.erase(std::remove(r.references.begin(), r.references.end(), ref.String()),
+                         r.references.end());
+    }
+    if (r.references.empty()) {
+      Record gone = std::move(r);
+      images_.erase(digest);
+      std::set<std::string> kept_blobs, kept_layers;
+      for (const auto& [d, other] : images_) {
+        kept_blobs.insert(other.blobs.begin(), other.blobs.end());
+        kept_layers.insert(other.layers.begin(), other.layers.end());
+      }
+      for (const auto& [d, n] : pinned_) {
+        if (n > 0) kept_blobs.insert(d), kept_layers.insert(d);
+      }
+      for (const auto& b : gone.blobs) {
+        if (!kept_blobs.count(b)) SKIFF_RETURN_IF_ERROR(blobs_->Remove(b));
+      }
+      for (const auto& l : gone.layers) {
+        if (!kept_layers.count(l)) {
+          SKIFF_RETURN_IF_ERROR(RemoveTree(absl::StrCat(layers_dir_, "/", DigestHex(l))));
+        }
+      }
+    }
+    return SaveLocked();
+  }
+
+  void AddUser(const std::string& manifest_digest) override {
+    absl::MutexLock lock(&mu_);
+    ++users_[manifest_digest];
+  }
+
+  void RemoveUser(const std::string& manifest_digest) override {
+    absl::MutexLock lock(&mu_);
+    if (auto it = users_.find(manifest_digest); it != users_.end() && --it->second <= 0) {
+      users_.erase(it);
+    }
+  }
+
+ private:
+  Image ToImage(const Record& r) const {
+    Image img;
+    img.manifest_digest = r.manifest_digest;
+    img.references = r.references;
+    img.config = r.config;
+    for (auto it = r.layers.rbegin(); it != r.layers.rend(); ++it) {
+      img.layer_dirs.push_back(absl::StrCat(layers_dir_, "/", DigestHex(*it)));
+    }
+    img.size_bytes = r.size_bytes;
+    img.pulled_unix_s = r.pulled_unix_s;
+    return img;
+  }
+
+  absl::StatusOr<const Record*> FindLocked(const std::string& key)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    std::string digest;
+    if (absl::StartsWith(key, kSha256Prefix)) {
+      SKIFF_RETURN_IF_ERROR(ValidateDigest(key));
+      digest = key;
+    } else {
+      SKIFF_ASSIGN_OR_RETURN(Reference ref, ParseReference(key));
+      auto it = refs_.find(ref.String());
+      if (it == refs_.end()) {
+        return absl::NotFoundError(absl::StrCat("image ", ref.String(), ": not pulled"));
+      }
+      digest = it->second;
+    }
+    auto it = images_.find(digest);
+    if (it == images_.end())
+      return absl::NotFoundError(absl::StrCat("image ", key, ": not pulled"));
+    return &it->second;
+  }
+
+  absl::Status SaveLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    json images = json::array();
+    for (const auto& [d, r] : images_) images.push_back(ToJson(r));
+    json doc{{"version", 1}, {"images", images}};
+    return WriteFileAtomic(refs_path_, doc.dump(1));
+  }
+
+  void Pin(const std::vector<std::string>& digests, int delta) {
+    absl::MutexLock lock(&mu_);
+    for (const auto& d : digests) {
+      if ((pinned_[d] += delta) <= 0) pinned_.erase(d);
+    }
+  }
+
+  // Fetches a manifest and stores it as a blob.
+  absl::StatusOr<FetchedManifest> FetchManifest(const Reference& ref, const std::string& what) {
+    SKIFF_ASSIGN_OR_RETURN(FetchedManifest m, registry_.GetManifest(ref, what));
+    SKIFF_RETURN_IF_ERROR(blobs_->Put(m.digest, m.body));
+    return m;
+  }
+
+  absl::StatusOr<std::string> EnsureBlob(const Reference& ref, const Descriptor& d,
+                                         const std::function<void(uint64_t)>& on_bytes) {
+    return blobs_->Ensure(d.digest, d.size, [&](ByteSink& sink) {
+      return registry_.FetchBlob(ref, d.digest, sink, on_bytes);
+    });
+  }
+
+  // One unpack per layer at a time; concurrent callers wait for it.
+  absl::StatusOr<std::string> UnpackOnce(const std::string& blob_path,
+                                         const std::string& layer_digest) {
+    std::shared_ptr<InFlight> flight;
+    {
+      absl::MutexLock lock(&mu_);
+      auto it = unpacking_.find(layer_digest);
+      if (it != unpacking_.end()) {
+        flight = it->second;
+        mu_.Await(absl::Condition(
+            +[](InFlight* f) { return f->done; }, flight.get()));
+        return flight->result;
+      }
+      flight = std::make_shared<InFlight>();
+      unpacking_[layer_digest] = flight;
+    }
+    absl::StatusOr<std::string> dir = UnpackLayer(blob_path, layer_digest, layers_dir_);
+    absl::MutexLock lock(&mu_);
+    flight->result = dir;
+    flight->done = true;
+    unpacking_.erase(layer_digest);
+    return dir;
+  }
+
+  bool LayerUnpacked(const std::string& digest) const {
+    struct stat st;
+    std::string dir = absl::StrCat(layers_dir_, "/", DigestHex(digest));
+    return lstat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+  }
+
+  absl::StatusOr<Image> PullParsed(const Reference& ref,
+                                   const std::function<void(const PullProgress&)>& progress) {
+    PullProgress p;
+    auto report = [&](const char* phase) {
+      p.phase = phase;
+      if (progress) progress(p);
+    };
+    report("resolving");
+    // A digest reference already present needs no registry.
+    if (!ref.digest.empty()) {
+      absl::MutexLock lock(&mu_);
+      if (auto it = images_.find(ref.digest); it != images_.end()) {
+        bool complete = std::all_of(it->second.layers.begin(), it->second.layers.end(),
+                                    [&](const std::string& l) { return LayerUnpacked(l); });
+        if (complete) {
+          SKIFF_RETURN_IF_ERROR(AddReferenceLocked(it->second, ref));
+          return ToImage(it->second);
+        }
+      }
+    }
+    Record rec;
+    SKIFF_ASSIGN_OR_RETURN(FetchedManifest top, FetchManifest(ref, ref.TagOrDigest()));
+    rec.blobs.push_back(top.digest);
+    SKIFF_ASSIGN_OR_RETURN(std::string media, DetectMediaType(top.body, top.media_type));
+    FetchedManifest m = std::move(top);
+    if (IsIndexMediaType(media)) {
+      SKIFF_ASSIGN_OR_RETURN(Index index, ParseIndex(m.body, media));
+      SKIFF_ASSIGN_OR_RETURN(Descriptor d, SelectPlatform(index));
+      SKIFF_ASSIGN_OR_RETURN(m, FetchManifest(ref, d.digest));
+      if (static_cast<int64_t>(m.body.size()) != d.size) {
+        return absl::DataLossError(absl::StrCat("manifest ", d.digest, ": ", m.body.size(),
+                                                " bytes, index says ", d.size));
+      }
+      rec.blobs.push_back(m.digest);
+      media = d.media_type;
+    }
+    rec.manifest_digest = m.digest;
+    p.manifest_digest = m.digest;
+    SKIFF_ASSIGN_OR_RETURN(Manifest manifest, ParseManifest(m.body, media));
+    SKIFF_RETURN_IF_ERROR(EnsureBlob(ref, manifest.config, nullptr).status());
+    rec.blobs.push_back(manifest.config.digest);
+    SKIFF_ASSIGN_OR_RETURN(std::string config_text,
+                           blobs_->Read(manifest.config.digest, kMaxConfigBytes));
+    SKIFF_ASSIGN_OR_RETURN(ParsedConfig config, ParseImageConfig(config_text));
+    if ((!config.os.empty() && config.os != "linux") ||
+        (!config.architecture.empty() && config.architecture != "amd64")) {
+      return absl::InvalidArgumentError(absl::StrCat("image config: platform ", config.os, "/",
+                                                     config.architecture, " is not linux/amd64"));
+    }
+    if (config.diff_ids.size() != manifest.layers.size()) {
+      return absl::InvalidArgumentError(absl::StrCat("image config: ", config.diff_ids.size(),
+                                                     " diff_ids for ", manifest.layers.size(),
+                                                     " layers"));
+    }
+    rec.config = config.config;
+    p.layers_total = static_cast<uint32_t>(manifest.layers.size());
+    for (const auto& l : manifest.layers) {
+      p.total_bytes += static_cast<uint64_t>(l.size);
+      rec.layers.push_back(l.digest);
+      rec.blobs.push_back(l.digest);
+    }
+    rec.size_bytes = p.total_bytes;
+    Pin(rec.blobs, +1);
+    absl::Cleanup unpin = [&] { Pin(rec.blobs, -1); };
+    report("fetching");
+    for (const Descriptor& l : manifest.layers) {
+      if (!LayerUnpacked(l.digest)) {
+        const uint64_t base = p.done_bytes;
+        SKIFF_ASSIGN_OR_RETURN(std::string blob_path, EnsureBlob(ref, l, [&](uint64_t n) {
+                                 p.done_bytes = base + n;
+                                 report("fetching");
+                               }));
+        p.done_bytes = base;
+        report("unpacking");
+        SKIFF_RETURN_IF_ERROR(UnpackOnce(blob_path, l.digest).status());
+      }
+      p.done_bytes += static_cast<uint64_t>(l.size);
+      ++p.layers_done;
+      report("fetching");
+    }
+    rec.pulled_unix_s = static_cast<int64_t>(time(nullptr));
+    Image image;
+    {
+      absl::MutexLock lock(&mu_);
+      auto [it, inserted] = images_.try_emplace(rec.manifest_digest, rec);
+      if (!inserted) {
+        it->second.pulled_unix_s = rec.pulled_unix_s;
+        for (const auto& b : rec.blobs) {
+          if (std::find(it->second.blobs.begin(), it->second.blobs.end(), b) ==
+              it->second.blobs.end()) {
+            it->second.blobs.push_back(b);
+          }
+        }
+      } else {
+        it->second.references.clear();
+      }
+      SKIFF_RETURN_IF_ERROR(AddReferenceLocked(it->second, ref));
+      image = ToImage(it->second);
+    }
+    report("done");
+    return image;
+  }
+
+  // Points `ref` at `r` (moving it off any other image) and saves refs.json.
+  absl::Status AddReferenceLocked(Record& r, const Reference& ref)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    const std::string name = ref.String();
+    if (auto old = refs_.find(name); old != refs_.end() && old->second != r.manifest_digest) {
+      if (auto o = images_.find(old->second); o != images_.end()) {
+        auto& v = o->second.references;
+        v.erase(std::remove(v.begin(), v.end(), name), v.end());
+      }
+    }
+    refs_[name] = r.manifest_digest;
+    if (std::find(r.references.begin(), r.references.end(), name) == r.references.end()) {
+      r.references.push_back(name);
+    }
+    return SaveLocked();
+  }
+
+  const StoreOptions options_;
+  const std::unique_ptr<ContentStore> blobs_;
+  RegistryClient registry_;
+  const std::string layers_dir_;
+  const std::string refs_path_;
+
+  absl::Mutex mu_;
+  std::map<std::string, Record> images_ ABSL_GUARDED_BY(mu_);     // by manifest digest
+  std::map<std::string, std::string> refs_ ABSL_GUARDED_BY(mu_);  // reference → digest
+  std::map<std::string, int> users_ ABSL_GUARDED_BY(mu_);         // digest → instances
+  std::map<std::string, int> pinned_ ABSL_GUARDED_BY(mu_);        // blobs of pulls under way
+  std::map<std::string, std::shared_ptr<InFlight>> unpacking_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<ImageStore>> ImageStore::Open(const StoreOptions& options) {
+  if (options.root.empty() || options.root.front() != '/') {
+    return absl::InvalidArgumentError(
+        absl::StrCat("image store root \"", options.root, "\": want an absolute path"));
+  }
+  SKIFF_RETURN_IF_ERROR(MakeDirs(options.root));
+  SKIFF_ASSIGN_OR_RETURN(std::unique_ptr<ContentStore> blobs, ContentStore::Open(options.root));
+  auto store = std::make_unique<ImageStoreImpl>(options, std::move(blobs));
+  SKIFF_RETURN_IF_ERROR(store->Load());
+  return std::unique_ptr<ImageStore>(std::move(store));
+}
+
+}  // namespace skiff::images
