@@ -1,0 +1,50 @@
+#pragma once
+
+// The gen1 seccomp policy (docs/security.md lists it and explains the choices).
+//
+// Built once in the parent with libseccomp and exported to a classic-BPF program; the
+// sandbox's app process installs that program between fork/clone and execve with
+// InstallSeccompProgram(), which is async-signal-safe (prctl + seccomp, no allocation).
+//
+// The policy is a denylist over a default of "allow": the syscalls that reach host-wide
+// kernel state (mounts, modules, kexec, bpf, perf, ptrace, keyrings, namespaces,
+// io_uring, swap, reboot, clock, handle-based opens ...) fail with EPERM; clone() with a
+// namespace flag fails with EPERM; clone3() fails with ENOSYS so libc falls back to
+// clone(), whose flags a filter can see. Any syscall made through another ABI (i386
+// `int 0x80`, x32) kills the process.
+
+#include <linux/filter.h>
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace skiff::gen1 {
+
+class SeccompProgram {
+ public:
+  SeccompProgram() = default;  // empty: InstallSeccompProgram refuses it (EINVAL)
+  explicit SeccompProgram(std::vector<sock_filter> insns) : insns_(std::move(insns)) {}
+
+  const sock_filter* data() const { return insns_.data(); }
+  size_t size() const { return insns_.size(); }
+  bool empty() const { return insns_.empty(); }
+
+ private:
+  std::vector<sock_filter> insns_;
+};
+
+// The syscalls the default policy answers with EPERM (names as libseccomp spells them;
+// those unknown on x86_64 are skipped). Exposed for tests and docs.
+const std::vector<std::string>& DefaultDeniedSyscalls();
+
+// Builds the default policy for x86_64.
+absl::StatusOr<SeccompProgram> BuildDefaultPolicy();
+
+// Sets no_new_privs and installs `program` on the calling thread. Async-signal-safe.
+// Returns 0 or an errno (EINVAL for an empty program).
+int InstallSeccompProgram(const SeccompProgram& program);
+
+}  // namespace skiff::gen1
