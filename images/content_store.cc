@@ -117,16 +117,6 @@ absl::Status ContentStore::VerifyFile(const std::string& digest, int64_t expecte
   std::string path = PathOf(digest);
   struct stat before;
   if (lstat(path.c_str(), &before) != 0) return ErrnoStatus(errno, "stat(", path, ")");
-  StatKey key{before.st_ino, before.st_size,
-              int64_t{before.st_mtim.tv_sec} * 1000000000 + before.st_mtim.tv_nsec};
-  {
-    absl::MutexLock lock(&mu_);
-    auto it = verified_.find(digest);
-    if (it != verified_.end() && it->second == key &&
-        (expected_size < 0 || key.size == expected_size)) {
-      return absl::OkStatus();
-    }
-  }
   absl::Status bad;
   if (!S_ISREG(before.st_mode)) {
     bad = absl::DataLossError(absl::StrCat("blob ", digest, ": not a regular file"));
@@ -140,23 +130,12 @@ absl::Status ContentStore::VerifyFile(const std::string& digest, int64_t expecte
           absl::StrCat("blob ", digest, ": stored content hashes to ", hashed.first));
     }
   }
-  if (!bad.ok()) {
-    unlink(path.c_str());
-    absl::MutexLock lock(&mu_);
-    verified_.erase(digest);
-    return bad;
-  }
-  absl::MutexLock lock(&mu_);
-  verified_[digest] = key;
-  return absl::OkStatus();
+  if (!bad.ok()) unlink(path.c_str());
+  return bad;
 }
 
 absl::Status ContentStore::Verify(const std::string& digest) {
   SKIFF_RETURN_IF_ERROR(ValidateDigest(digest));
-  {
-    absl::MutexLock lock(&mu_);
-    verified_.erase(digest);
-  }
   return VerifyFile(digest, -1);
 }
 
@@ -182,14 +161,7 @@ absl::Status ContentStore::FetchOnce(const std::string& digest, int64_t size,
     return ErrnoStatus(errno, "rename(", tmp, ", ", path, ")");
   }
   std::move(drop_tmp).Cancel();
-  SKIFF_RETURN_IF_ERROR(SyncDir(dir_));
-  struct stat st;
-  if (fstat(fd.get(), &st) == 0) {
-    absl::MutexLock lock(&mu_);
-    verified_[digest] = StatKey{st.st_ino, st.st_size,
-                                int64_t{st.st_mtim.tv_sec} * 1000000000 + st.st_mtim.tv_nsec};
-  }
-  return absl::OkStatus();
+  return SyncDir(dir_);
 }
 
 absl::Status ContentStore::EnsureLocked(const std::string& digest, int64_t size,
@@ -273,8 +245,6 @@ absl::StatusOr<std::string> ContentStore::Read(const std::string& digest, size_t
   }
   if (Sha256Digest(out) != digest) {
     unlink(path.c_str());
-    absl::MutexLock lock(&mu_);
-    verified_.erase(digest);
     return absl::DataLossError(absl::StrCat("blob ", digest, ": stored content is corrupt"));
   }
   return out;
@@ -283,10 +253,6 @@ absl::StatusOr<std::string> ContentStore::Read(const std::string& digest, size_t
 absl::Status ContentStore::Remove(const std::string& digest) {
   SKIFF_RETURN_IF_ERROR(ValidateDigest(digest));
   std::string path = PathOf(digest);
-  {
-    absl::MutexLock lock(&mu_);
-    verified_.erase(digest);
-  }
   if (unlink(path.c_str()) != 0 && errno != ENOENT) return ErrnoStatus(errno, "unlink(", path, ")");
   return absl::OkStatus();
 }

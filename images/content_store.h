@@ -2,10 +2,10 @@
 
 // Content-addressed blob store: <root>/blobs/sha256/<hex>. A blob enters the store only
 // through a temp file that is hashed while written, fsynced, checked against the expected
-// digest and size, and renamed into place. A stored blob is re-hashed the first time this
-// process uses it and whenever its inode/size/mtime changed since (so a corrupted or
-// truncated cached blob is detected, deleted and refetched). Concurrent Ensure() calls for
-// the same digest are coalesced: one fetch, the others wait for its result.
+// digest and size, and renamed into place. A stored blob is re-hashed on every Ensure()
+// and Read() (so a corrupted or truncated cached blob is detected, deleted and refetched);
+// the image store calls Ensure() only for blobs it is about to unpack or parse. Concurrent Ensure()
+// calls for the same digest are coalesced: one fetch, the others wait for its result.
 
 #include <sys/types.h>
 
@@ -45,12 +45,6 @@ class ContentStore {
   std::string PathOf(const std::string& digest) const;
 
  private:
-  struct StatKey {
-    ino_t ino = 0;
-    off_t size = 0;
-    int64_t mtime_ns = 0;
-    bool operator==(const StatKey&) const = default;
-  };
   struct InFlight {
     bool done = false;
     absl::Status status;
@@ -66,7 +60,6 @@ class ContentStore {
 
   const std::string dir_;  // <root>/blobs/sha256
   absl::Mutex mu_;
-  std::map<std::string, StatKey> verified_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::shared_ptr<InFlight>> in_flight_ ABSL_GUARDED_BY(mu_);
   uint64_t temp_counter_ ABSL_GUARDED_BY(mu_) = 0;
 };

@@ -140,7 +140,9 @@ class Unpacker {
     size_t size = 0;
     while (archive_entry_xattr_next(e, &name, &value, &size) == ARCHIVE_OK) {
       if (name == nullptr || !XattrAllowed(name)) continue;
-      if (fsetxattr(fd, name, value, size, 0) != 0 && errno != ENOTSUP) {
+      // "Where possible": a filesystem without xattrs or a value the kernel rejects
+      // (e.g. a malformed security.capability) drops that attribute only.
+      if (fsetxattr(fd, name, value, size, 0) != 0 && errno != ENOTSUP && errno != EINVAL) {
         return Errno(errno, entry, "fsetxattr");
       }
     }
