@@ -11,6 +11,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <vector>
+
 #include "absl/strings/str_cat.h"
 #include "sandbox/common/status.h"
 #include "sandbox/common/unique_fd.h"
@@ -311,6 +313,49 @@ absl::StatusOr<bool> LinkExists(const std::string& ifname) {
   if (err == 0) return true;
   if (err == ENODEV) return false;
   return ErrnoStatus(err, "RTM_GETLINK(", ifname, ")");
+}
+
+absl::StatusOr<std::vector<std::string>> ListLinks() {
+  UniqueFd fd;
+  if (int err = OpenRtnl(&fd)) return ErrnoStatus(err, "socket(AF_NETLINK, NETLINK_ROUTE)");
+  NlRequest req(RTM_GETLINK, NLM_F_DUMP);
+  req.hdr()->nlmsg_flags &= static_cast<uint16_t>(~NLM_F_ACK);
+  auto* ifi = static_cast<ifinfomsg*>(req.Put(sizeof(ifinfomsg)));
+  ifi->ifi_family = AF_UNSPEC;
+  const uint32_t seq = 0x5c1f11;
+  req.hdr()->nlmsg_seq = seq;
+  sockaddr_nl kernel{};
+  kernel.nl_family = AF_NETLINK;
+  if (sendto(fd.get(), req.hdr(), req.hdr()->nlmsg_len, 0, reinterpret_cast<sockaddr*>(&kernel),
+             sizeof(kernel)) < 0) {
+    return ErrnoStatus(errno, "sendto(RTM_GETLINK dump)");
+  }
+  std::vector<std::string> names;
+  std::vector<char> buf(32768);
+  for (;;) {
+    ssize_t n = recv(fd.get(), buf.data(), buf.size(), 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return ErrnoStatus(errno, "recv(RTM_GETLINK dump)");
+    int len = static_cast<int>(n);
+    for (auto* h = reinterpret_cast<nlmsghdr*>(buf.data()); NLMSG_OK(h, len);
+         h = NLMSG_NEXT(h, len)) {
+      if (h->nlmsg_seq != seq) continue;
+      if (h->nlmsg_type == NLMSG_DONE) return names;
+      if (h->nlmsg_type == NLMSG_ERROR) {
+        const auto* e = static_cast<const nlmsgerr*>(NLMSG_DATA(h));
+        return ErrnoStatus(-e->error, "RTM_GETLINK dump");
+      }
+      if (h->nlmsg_type != RTM_NEWLINK) continue;
+      auto* info = static_cast<ifinfomsg*>(NLMSG_DATA(h));
+      int alen = static_cast<int>(h->nlmsg_len - NLMSG_LENGTH(sizeof(*info)));
+      for (auto* a = IFLA_RTA(info); RTA_OK(a, alen); a = RTA_NEXT(a, alen)) {
+        if (a->rta_type == IFLA_IFNAME) {
+          names.emplace_back(static_cast<const char*>(RTA_DATA(a)),
+                             strnlen(static_cast<const char*>(RTA_DATA(a)), RTA_PAYLOAD(a)));
+        }
+      }
+    }
+  }
 }
 
 }  // namespace skiff

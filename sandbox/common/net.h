@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -39,6 +40,9 @@ absl::Status DeleteLink(const std::string& ifname);
 
 // True if a link with this name exists in the calling thread's netns.
 absl::StatusOr<bool> LinkExists(const std::string& ifname);
+
+// Names of all links in the calling thread's netns (an RTM_GETLINK dump), in index order.
+absl::StatusOr<std::vector<std::string>> ListLinks();
 
 // Parses a dotted quad into network byte order; InvalidArgument names the input.
 absl::StatusOr<uint32_t> ParseIpv4(const std::string& dotted);
