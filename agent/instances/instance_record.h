@@ -1,0 +1,25 @@
+#pragma once
+
+// InstanceController's per-instance entry (private to agent/instances).
+
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "agent/instances/instance_controller.h"
+
+namespace skiff::agent {
+
+struct InstanceController::Record {
+  // Guarded by InstanceController::mu_.
+  v1::Instance instance;
+  std::string dir;                      // <state_dir>/instances/<id>
+  std::string host_ip;                  // host end of its /31 pair
+  bool holds_resources = false;         // capacity, IP pair, image user
+  std::unique_ptr<CpuQuota> cpu_quota;  // kept for the ingress's CPU throttle
+  // Written by the thread that starts the watcher, then used only by it.
+  std::unique_ptr<ShimConnection> watch_conn;
+  std::thread watcher;
+};
+
+}  // namespace skiff::agent
