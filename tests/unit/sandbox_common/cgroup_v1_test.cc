@@ -194,6 +194,18 @@ TEST_F(CgroupV1Test, CreateWritesLimitsOpenAndDestroyRemoveEveryDir) {
   EXPECT_THAT(Cgroup::Open(roots_, Rel("limits")), StatusIs(absl::StatusCode::kNotFound));
 }
 
+TEST_F(CgroupV1Test, FailedCreateLeavesNoDirectory) {
+  // The limits are checked after the directories exist: the rollback must remove them
+  // (parents it created included) from every hierarchy.
+  CgroupLimits bad{.cpu_period_us = 10};
+  EXPECT_THAT(Cgroup::Create(roots_, Rel("rollback/leaf"), bad),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("cpu_period_us")));
+  for (const auto& d : AllDirs(Rel("rollback"))) EXPECT_FALSE(Exists(d)) << d;
+  // Paths that would leave the hierarchy never reach mkdir.
+  EXPECT_THAT(Cgroup::Create(roots_, "../escape", {}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("cgroup path")));
+}
+
 TEST_F(CgroupV1Test, AddProcessMovesItIntoEveryHierarchy) {
   SKIFF_ASSERT_OK_AND_ASSIGN(auto cg, Cgroup::Create(roots_, Rel("member"), {}));
   Child child(&Park);
