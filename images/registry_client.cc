@@ -232,6 +232,13 @@ absl::StatusOr<RegistryClient::Response> RegistryClient::PerformOnce(const Reque
   curl_easy_setopt(c, CURLOPT_WRITEDATA, &t);
   CURLcode rc = curl_easy_perform(c);
   if (!t.sink_status.ok()) return t.sink_status;
+  if (rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE ||
+      rc == CURLE_SSL_CERTPROBLEM) {
+    // Not transient: no retry.
+    return absl::FailedPreconditionError(
+        absl::StrCat(what, ": GET ", spec.url,
+                     ": TLS certificate verification failed: ", curl_easy_strerror(rc)));
+  }
   if (rc != CURLE_OK) {
     return absl::UnavailableError(
         absl::StrCat(what, ": GET ", spec.url, ": ", curl_easy_strerror(rc)));
