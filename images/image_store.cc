@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <ctime>
 #include <set>
+#include <thread>
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/match.h"
@@ -144,8 +145,17 @@ class ImageStoreImpl : public ImageStore {
   absl::StatusOr<Image> Pull(const std::string& reference,
                              const std::function<void(const PullProgress&)>& progress) override {
     SKIFF_ASSIGN_OR_RETURN(Reference ref, ParseReference(reference));
-    absl::StatusOr<Image> image = PullParsed(ref, progress);
-    if (!image.ok()) return Annotate(image.status(), absl::StrCat("pull ", ref.String()));
+    Record rec;
+    absl::StatusOr<Image> image = PullParsed(ref, progress, rec);
+    Pin(rec.blobs, -1);
+    if (!image.ok()) {
+      // Leave nothing behind that no image uses (a failed pull changes nothing).
+      absl::MutexLock lock(&mu_);
+      if (!images_.count(rec.manifest_digest)) {
+        DropUnreferencedLocked(rec.blobs, rec.layers).IgnoreError();
+      }
+      return Annotate(image.status(), absl::StrCat("pull ", ref.String()));
+    }
     return image;
   }
 
@@ -183,22 +193,7 @@ class ImageStoreImpl : public ImageStore {
     if (r.references.empty()) {
       Record gone = std::move(r);
       images_.erase(digest);
-      std::set<std::string> kept_blobs, kept_layers;
-      for (const auto& [d, other] : images_) {
-        kept_blobs.insert(other.blobs.begin(), other.blobs.end());
-        kept_layers.insert(other.layers.begin(), other.layers.end());
-      }
-      for (const auto& [d, n] : pinned_) {
-        if (n > 0) kept_blobs.insert(d), kept_layers.insert(d);
-      }
-      for (const auto& b : gone.blobs) {
-        if (!kept_blobs.count(b)) SKIFF_RETURN_IF_ERROR(blobs_->Remove(b));
-      }
-      for (const auto& l : gone.layers) {
-        if (!kept_layers.count(l)) {
-          SKIFF_RETURN_IF_ERROR(RemoveTree(absl::StrCat(layers_dir_, "/", DigestHex(l))));
-        }
-      }
+      SKIFF_RETURN_IF_ERROR(DropUnreferencedLocked(gone.blobs, gone.layers));
     }
     return SaveLocked();
   }
@@ -256,6 +251,39 @@ class ImageStoreImpl : public ImageStore {
     return WriteFileAtomic(refs_path_, doc.dump(1));
   }
 
+  // Deletes those of `blobs` / `layers` that no recorded image uses and no pull under way
+  // has pinned.
+  absl::Status DropUnreferencedLocked(const std::vector<std::string>& blobs,
+                                      const std::vector<std::string>& layers)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    std::set<std::string> kept_blobs, kept_layers;
+    for (const auto& [d, other] : images_) {
+      kept_blobs.insert(other.blobs.begin(), other.blobs.end());
+      kept_layers.insert(other.layers.begin(), other.layers.end());
+    }
+    for (const auto& [d, n] : pinned_) {
+      kept_blobs.insert(d);
+      kept_layers.insert(d);
+    }
+    for (const auto& b : blobs) {
+      if (!kept_blobs.count(b)) SKIFF_RETURN_IF_ERROR(blobs_->Remove(b));
+    }
+    for (const auto& l : layers) {
+      if (!kept_layers.count(l)) {
+        SKIFF_RETURN_IF_ERROR(RemoveTree(absl::StrCat(layers_dir_, "/", DigestHex(l))));
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  // Records `digest` as part of the pull and pins it against concurrent removal.
+  void Track(Record& rec, const std::string& digest) {
+    if (std::find(rec.blobs.begin(), rec.blobs.end(), digest) != rec.blobs.end()) return;
+    rec.blobs.push_back(digest);
+    absl::MutexLock lock(&mu_);
+    ++pinned_[digest];
+  }
+
   void Pin(const std::vector<std::string>& digests, int delta) {
     absl::MutexLock lock(&mu_);
     for (const auto& d : digests) {
@@ -264,8 +292,10 @@ class ImageStoreImpl : public ImageStore {
   }
 
   // Fetches a manifest and stores it as a blob.
-  absl::StatusOr<FetchedManifest> FetchManifest(const Reference& ref, const std::string& what) {
+  absl::StatusOr<FetchedManifest> FetchManifest(const Reference& ref, const std::string& what,
+                                                Record& rec) {
     SKIFF_ASSIGN_OR_RETURN(FetchedManifest m, registry_.GetManifest(ref, what));
+    Track(rec, m.digest);
     SKIFF_RETURN_IF_ERROR(blobs_->Put(m.digest, m.body));
     return m;
   }
@@ -307,8 +337,10 @@ class ImageStoreImpl : public ImageStore {
     return lstat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
   }
 
+  // Fills `rec` as it goes; every blob in rec.blobs is pinned (the caller unpins).
   absl::StatusOr<Image> PullParsed(const Reference& ref,
-                                   const std::function<void(const PullProgress&)>& progress) {
+                                   const std::function<void(const PullProgress&)>& progress,
+                                   Record& rec) {
     PullProgress p;
     auto report = [&](const char* phase) {
       p.phase = phase;
@@ -327,27 +359,24 @@ class ImageStoreImpl : public ImageStore {
         }
       }
     }
-    Record rec;
-    SKIFF_ASSIGN_OR_RETURN(FetchedManifest top, FetchManifest(ref, ref.TagOrDigest()));
-    rec.blobs.push_back(top.digest);
+    SKIFF_ASSIGN_OR_RETURN(FetchedManifest top, FetchManifest(ref, ref.TagOrDigest(), rec));
     SKIFF_ASSIGN_OR_RETURN(std::string media, DetectMediaType(top.body, top.media_type));
     FetchedManifest m = std::move(top);
     if (IsIndexMediaType(media)) {
       SKIFF_ASSIGN_OR_RETURN(Index index, ParseIndex(m.body, media));
       SKIFF_ASSIGN_OR_RETURN(Descriptor d, SelectPlatform(index));
-      SKIFF_ASSIGN_OR_RETURN(m, FetchManifest(ref, d.digest));
+      SKIFF_ASSIGN_OR_RETURN(m, FetchManifest(ref, d.digest, rec));
       if (static_cast<int64_t>(m.body.size()) != d.size) {
         return absl::DataLossError(absl::StrCat("manifest ", d.digest, ": ", m.body.size(),
                                                 " bytes, index says ", d.size));
       }
-      rec.blobs.push_back(m.digest);
       media = d.media_type;
     }
     rec.manifest_digest = m.digest;
     p.manifest_digest = m.digest;
     SKIFF_ASSIGN_OR_RETURN(Manifest manifest, ParseManifest(m.body, media));
+    Track(rec, manifest.config.digest);
     SKIFF_RETURN_IF_ERROR(EnsureBlob(ref, manifest.config, nullptr).status());
-    rec.blobs.push_back(manifest.config.digest);
     SKIFF_ASSIGN_OR_RETURN(std::string config_text,
                            blobs_->Read(manifest.config.digest, kMaxConfigBytes));
     SKIFF_ASSIGN_OR_RETURN(ParsedConfig config, ParseImageConfig(config_text));
@@ -366,27 +395,11 @@ class ImageStoreImpl : public ImageStore {
     for (const auto& l : manifest.layers) {
       p.total_bytes += static_cast<uint64_t>(l.size);
       rec.layers.push_back(l.digest);
-      rec.blobs.push_back(l.digest);
+      Track(rec, l.digest);
     }
     rec.size_bytes = p.total_bytes;
-    Pin(rec.blobs, +1);
-    absl::Cleanup unpin = [&] { Pin(rec.blobs, -1); };
     report("fetching");
-    for (const Descriptor& l : manifest.layers) {
-      if (!LayerUnpacked(l.digest)) {
-        const uint64_t base = p.done_bytes;
-        SKIFF_ASSIGN_OR_RETURN(std::string blob_path, EnsureBlob(ref, l, [&](uint64_t n) {
-                                 p.done_bytes = base + n;
-                                 report("fetching");
-                               }));
-        p.done_bytes = base;
-        report("unpacking");
-        SKIFF_RETURN_IF_ERROR(UnpackOnce(blob_path, l.digest).status());
-      }
-      p.done_bytes += static_cast<uint64_t>(l.size);
-      ++p.layers_done;
-      report("fetching");
-    }
+    SKIFF_RETURN_IF_ERROR(FetchAndUnpackLayers(ref, manifest.layers, p, report));
     rec.pulled_unix_s = static_cast<int64_t>(time(nullptr));
     Image image;
     {
@@ -408,6 +421,61 @@ class ImageStoreImpl : public ImageStore {
     }
     report("done");
     return image;
+  }
+
+  // Fetches and unpacks the layers that are not unpacked yet, up to kParallelLayers at a
+  // time (fetching one layer overlaps unpacking another). Progress reports are serialized.
+  absl::Status FetchAndUnpackLayers(const Reference& ref, const std::vector<Descriptor>& layers,
+                                    PullProgress& p,
+                                    const std::function<void(const char*)>& report) {
+    constexpr size_t kParallelLayers = 3;
+    absl::Mutex progress_mu;
+    std::vector<uint64_t> layer_bytes(layers.size(), 0);
+    std::vector<absl::Status> results(layers.size());
+    size_t next = 0;
+    bool failed = false;
+    auto update = [&](size_t i, uint64_t bytes, const char* phase, bool layer_done) {
+      absl::MutexLock lock(&progress_mu);
+      p.done_bytes += bytes - layer_bytes[i];
+      layer_bytes[i] = bytes;
+      if (layer_done) ++p.layers_done;
+      report(phase);
+    };
+    auto one = [&](size_t i) -> absl::Status {
+      const Descriptor& l = layers[i];
+      if (!LayerUnpacked(l.digest)) {
+        SKIFF_ASSIGN_OR_RETURN(std::string blob_path, EnsureBlob(ref, l, [&](uint64_t n) {
+                                 update(i, std::min<uint64_t>(n, l.size), "fetching", false);
+                               }));
+        update(i, static_cast<uint64_t>(l.size), "unpacking", false);
+        SKIFF_RETURN_IF_ERROR(UnpackOnce(blob_path, l.digest).status());
+      }
+      update(i, static_cast<uint64_t>(l.size), "fetching", true);
+      return absl::OkStatus();
+    };
+    auto worker = [&] {
+      for (;;) {
+        size_t i;
+        {
+          absl::MutexLock lock(&progress_mu);
+          if (next >= layers.size() || failed) return;
+          i = next++;
+        }
+        results[i] = one(i);
+        if (!results[i].ok()) {
+          absl::MutexLock lock(&progress_mu);
+          failed = true;
+        }
+      }
+    };
+    std::vector<std::thread> threads;
+    for (size_t w = 1; w < std::min(kParallelLayers, layers.size()); ++w) {
+      threads.emplace_back(worker);
+    }
+    worker();
+    for (auto& t : threads) t.join();
+    for (const auto& r : results) SKIFF_RETURN_IF_ERROR(r);
+    return absl::OkStatus();
   }
 
   // Points `ref` at `r` (moving it off any other image) and saves refs.json.

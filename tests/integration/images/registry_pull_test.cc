@@ -15,6 +15,7 @@
 #include <fstream>
 #include <functional>
 #include <set>
+#include <thread>
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_join.h"
@@ -284,6 +285,23 @@ TEST_F(RegistryPullTest, SharedLayerIsUnpackedOnceAndRemovalKeepsWhatOthersUse) 
   (void)b;
 }
 
+TEST_F(RegistryPullTest, ConcurrentPullsOfOneImageShareTheWork) {
+  SKIFF_ASSERT_OK(PushImage(registry_->base_url(), "multi", "v1", MultiLayer()));
+  std::vector<absl::StatusOr<Image>> results(4, absl::UnknownError("not run"));
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < results.size(); ++i) {
+    threads.emplace_back([&, i] { results[i] = store_->Pull(Ref("multi:v1"), nullptr); });
+  }
+  for (auto& t : threads) t.join();
+  for (const auto& r : results) {
+    SKIFF_ASSERT_OK(r);
+    EXPECT_EQ(r->layer_dirs, results[0]->layer_dirs);
+  }
+  EXPECT_EQ(Names(root_.path() + "/store/layers").size(), 3u);  // no temp dirs left
+  EXPECT_EQ(Read(results[0]->layer_dirs[1] + "/etc/keep"), "keep v2");
+  EXPECT_EQ(store_->List().size(), 1u);
+}
+
 TEST_F(RegistryPullTest, UnknownTagOrRepositoryIsNotFoundNamingTheReference) {
   SKIFF_ASSERT_OK(
       PushImage(registry_->base_url(), "exists", "v1",
@@ -329,7 +347,9 @@ TEST_F(RegistryPullTest, BlobCorruptedInRegistryIsDataLoss) {
               StatusIs(absl::StatusCode::kDataLoss, HasSubstr(p.layer_digests[0])));
   EXPECT_FALSE(Exists(root_.path() + "/store/blobs/sha256/" + DigestHex(p.layer_digests[0])));
   EXPECT_FALSE(Exists(root_.path() + "/store/layers/" + DigestHex(p.layer_digests[0])));
+  // A failed pull leaves nothing behind: no layer dir, no manifest/config blob.
   EXPECT_TRUE(Names(root_.path() + "/store/layers").empty());
+  EXPECT_TRUE(Names(root_.path() + "/store/blobs/sha256").empty());
   EXPECT_THAT(store_->Get(Ref("corrupt:v1")), StatusIs(absl::StatusCode::kNotFound));
   // Repaired in the registry → the next pull succeeds.
   std::ofstream(data_path, std::ios::binary | std::ios::trunc) << layer.blob;
