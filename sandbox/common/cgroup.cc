@@ -280,28 +280,35 @@ struct Cgroup::Impl {
     return absl::OkStatus();
   }
 
-  // Best effort: true if the group is frozen when it returns.
-  bool Freeze(std::chrono::steady_clock::time_point deadline) const {
+  enum class FreezeResult { kUnavailable, kFrozen, kFreezing };
+
+  // Best effort: asks the kernel to freeze the group and waits (until `deadline`) for it
+  // to report frozen. Anything but kUnavailable must be followed by Thaw().
+  FreezeResult Freeze(std::chrono::steady_clock::time_point deadline) const {
+    std::string file, request, state_file;
     if (v2()) {
-      const std::string& d = dirs.front();
-      if (!WriteControlFile(d + "/cgroup.freeze", "1").ok()) return false;
-      while (std::chrono::steady_clock::now() < deadline) {
-        absl::StatusOr<uint64_t> f = ReadKeyedValue(d + "/cgroup.events", "frozen");
-        if (!f.ok()) return false;
-        if (*f == 1) return true;
-        std::this_thread::sleep_for(std::chrono::milliseconds(1));
-      }
-      return false;
+      file = dirs.front() + "/cgroup.freeze";
+      request = "1";
+      state_file = dirs.front() + "/cgroup.events";
+    } else {
+      if (freezer_dir.empty()) return FreezeResult::kUnavailable;
+      file = state_file = freezer_dir + "/freezer.state";
+      request = "FROZEN";
     }
-    if (freezer_dir.empty()) return false;
-    if (!WriteControlFile(freezer_dir + "/freezer.state", "FROZEN").ok()) return false;
+    if (!WriteControlFile(file, request).ok()) return FreezeResult::kUnavailable;
     while (std::chrono::steady_clock::now() < deadline) {
-      absl::StatusOr<std::string> st = ReadFileToString(freezer_dir + "/freezer.state");
-      if (!st.ok()) return false;
-      if (absl::StripAsciiWhitespace(*st) == "FROZEN") return true;
+      bool frozen = false;
+      if (v2()) {
+        absl::StatusOr<uint64_t> f = ReadKeyedValue(state_file, "frozen");
+        frozen = f.ok() && *f == 1;
+      } else {
+        absl::StatusOr<std::string> st = ReadFileToString(state_file);
+        frozen = st.ok() && absl::StripAsciiWhitespace(*st) == "FROZEN";
+      }
+      if (frozen) return FreezeResult::kFrozen;
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
-    return false;
+    return FreezeResult::kFreezing;
   }
 
   absl::Status Thaw() const {
@@ -401,11 +408,12 @@ absl::Status Cgroup::KillAll(int timeout_ms) {
       SKIFF_RETURN_IF_ERROR(WriteControlFile(impl_->dirs.front() + "/cgroup.kill", "1"));
     } else {
       // Freeze so nothing forks between reading the list and killing it.
-      const bool frozen =
+      const Impl::FreezeResult freeze =
           impl_->Freeze(std::min(deadline, Clock::now() + std::chrono::milliseconds(200)));
       absl::StatusOr<std::vector<pid_t>> now = Procs();
       for (pid_t p : now.ok() ? *now : pids) kill(p, SIGKILL);
-      if (frozen || !impl_->v2()) SKIFF_RETURN_IF_ERROR(impl_->Thaw());
+      // SIGKILLed tasks die once thawed (v1) or even while frozen (v2).
+      if (freeze != Impl::FreezeResult::kUnavailable) SKIFF_RETURN_IF_ERROR(impl_->Thaw());
     }
     // Give the kernel a moment to tear the processes down before looking again.
     const auto settle = std::min(deadline, Clock::now() + std::chrono::milliseconds(50));

@@ -1,13 +1,16 @@
 // cgroup v2 (and v1 combined cpu,cpuacct) against temp directories that mimic the
 // kernel's files, plus CgroupRoots::DetectFrom on sample mountinfo texts.
 
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <thread>
 
+#include "absl/cleanup/cleanup.h"
 #include "sandbox/common/cgroup.h"
 #include "sandbox/common/file_io.h"
 #include "tests/support/status_matchers.h"
@@ -197,6 +200,36 @@ TEST_F(FakeV2Test, ProcsOomCpuUsageQuotaKillDestroy) {
   SKIFF_ASSERT_OK(cg->Destroy());
   EXPECT_FALSE(Exists(d));
   SKIFF_EXPECT_OK(cg->Destroy());  // already gone is fine
+}
+
+// Without cgroup.kill (kernels before 5.14) KillAll freezes, SIGKILLs each member and
+// thaws. The member here is a real child of the test; the fake never reports "frozen",
+// so this also covers a freeze that does not complete in time.
+TEST_F(FakeV2Test, KillAllWithoutCgroupKillSignalsEachMemberAndThaws) {
+  SKIFF_ASSERT_OK_AND_ASSIGN(auto cg, Cgroup::Create(roots_, "i-5", {}));
+  const std::string d = P("i-5");
+  ASSERT_EQ(unlink((d + "/cgroup.kill").c_str()), 0);
+  pid_t child = fork();
+  if (child == 0) {
+    for (;;) pause();
+  }
+  ASSERT_GT(child, 0);
+  absl::Cleanup reap = [child] {
+    kill(child, SIGKILL);
+    waitpid(child, nullptr, 0);
+  };
+  SKIFF_ASSERT_OK(cg->AddProcess(child));
+  int wait_status = 0;
+  std::thread kernel([&] {
+    // Plays the kernel: once the child is dead, it leaves cgroup.procs.
+    if (waitpid(child, &wait_status, 0) == child) Write(d + "/cgroup.procs", "");
+  });
+  absl::Status killed = cg->KillAll(3000);
+  kernel.join();
+  std::move(reap).Cancel();
+  EXPECT_THAT(killed, IsOk());
+  EXPECT_TRUE(WIFSIGNALED(wait_status) && WTERMSIG(wait_status) == SIGKILL) << wait_status;
+  EXPECT_EQ(Read(d + "/cgroup.freeze"), "0");  // thawed after the attempt
 }
 
 // v1 with cpu and cpuacct co-mounted (one directory), memory and pids separate.

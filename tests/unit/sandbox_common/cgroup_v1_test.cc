@@ -155,6 +155,12 @@ class CgroupV1Test : public ::testing::Test {
     }
     return out;
   }
+  // The quota, not other load on this shared host, must be what limits a busy child:
+  // give the group the largest CPU weight so it wins against ordinary work (the quota
+  // still caps it).
+  void OutweighOtherLoad(const std::string& rel) {
+    SKIFF_ASSERT_OK(WriteControlFile(roots_.cpu + "/" + rel + "/cpu.shares", "262144"));
+  }
   // CPU seconds per wall second used by the group over `wall`.
   double MeasureCpu(Cgroup& cg, std::chrono::milliseconds wall) {
     absl::StatusOr<uint64_t> u0 = cg.CpuUsageNs();
@@ -226,6 +232,7 @@ TEST_F(CgroupV1Test, AddProcessMovesItIntoEveryHierarchy) {
 
 TEST_F(CgroupV1Test, HalfVcpuLimitGivesHalfACpu) {
   SKIFF_ASSERT_OK_AND_ASSIGN(auto cg, Cgroup::Create(roots_, Rel("half"), {.vcpus_milli = 500}));
+  OutweighOtherLoad(Rel("half"));
   Child busy(&Spin);
   ASSERT_GT(busy.pid(), 0);
   SKIFF_ASSERT_OK(cg->AddProcess(busy.pid()));
@@ -244,6 +251,7 @@ TEST_F(CgroupV1Test, HalfVcpuLimitGivesHalfACpu) {
 
 TEST_F(CgroupV1Test, CpuQuotaSetTakesEffectWithOneWrite) {
   SKIFF_ASSERT_OK_AND_ASSIGN(auto cg, Cgroup::Create(roots_, Rel("quota"), {.vcpus_milli = 1000}));
+  OutweighOtherLoad(Rel("quota"));
   SKIFF_ASSERT_OK_AND_ASSIGN(CpuQuota q, cg->OpenCpuQuota());
   EXPECT_EQ(q.period_us(), 100000u);
   Child busy(&Spin);
