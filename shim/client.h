@@ -25,8 +25,11 @@ namespace skiff::shim {
 
 // Writes config.pb into config.state_dir() and starts `shim_binary --state-dir DIR`
 // fully detached (double fork + setsid; it is not skiffd's child afterwards).
-// Returns once the shim's socket accepts connections, or an error carrying the
-// shim's own start-up failure (read from status.pb / its stderr file).
+// Returns once the shim answers on its socket, which it does only after the sandbox
+// started (the instance is RUNNING). If the instance could not start, the shim records
+// EXITED/START_FAILED in status.pb and exits, and this returns FailedPrecondition
+// carrying that message (naming the failing step and path); if the shim itself failed,
+// Unavailable with the tail of its shim.log.
 absl::Status LaunchShim(const std::string& shim_binary, const v1::shim::ShimConfig& config,
                         absl::Duration timeout = absl::Seconds(10));
 

@@ -38,16 +38,18 @@ class Gen1SandboxTest : public ::testing::Test {
     names_ = testbed::UniqueNames();
     testbed::BuildBusyboxRootfs(rootfs_.path());
     before_ = testbed::HostSnapshot::Take();
-    SKIFF_ASSERT_OK_AND_ASSIGN(host_before_, ::skiff::testing::HostState::Capture());
+    SKIFF_ASSERT_OK_AND_ASSIGN(
+        host_before_, ::skiff::testing::HostState::Capture(testbed::HostStateOptionsForTests()));
   }
 
   void TearDown() override {
     sandbox_.reset();  // kills and reaps if a test bailed out early
     EXPECT_THAT(before_.Leaks(names_, {run_.path() + "/rootfs"}), IsEmpty());
     testbed::RemoveTestCgroupParents();
-    SKIFF_ASSERT_OK_AND_ASSIGN(::skiff::testing::HostState after,
-                               ::skiff::testing::HostState::Capture());
-    EXPECT_EQ(::skiff::testing::DiffHostState(host_before_, after), "");
+    SKIFF_ASSERT_OK_AND_ASSIGN(
+        ::skiff::testing::HostState after,
+        ::skiff::testing::HostState::Capture(testbed::HostStateOptionsForTests()));
+    EXPECT_EQ(testbed::LeakedLines(::skiff::testing::DiffHostState(host_before_, after)), "");
   }
 
   SandboxSpec Spec(std::vector<std::string> argv) {

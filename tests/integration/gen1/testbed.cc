@@ -165,6 +165,22 @@ std::vector<std::string> HostSnapshot::Leaks(const InstanceNames& names,
   return leaks;
 }
 
+::skiff::testing::HostStateOptions HostStateOptionsForTests() {
+  ::skiff::testing::HostStateOptions options;
+  options.cgroup_prefixes = {"skiff-gen1-test"};
+  return options;
+}
+
+std::string LeakedLines(const std::string& diff) {
+  std::string out;
+  std::istringstream in(diff);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("leaked ", 0) == 0) out += line + "\n";
+  }
+  return out;
+}
+
 std::vector<pid_t> ProcessesWithMarker(const std::string& marker) {
   std::vector<pid_t> pids;
   std::string needle = "SKIFF_TEST_MARKER=" + marker;

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/host_state.h"
+
 namespace skiff::testbed {
 
 // mkdtemp under /tmp; removed recursively (it never holds mounts) on destruction.
@@ -57,6 +59,12 @@ class HostSnapshot {
  private:
   std::vector<std::string> mounts_;
 };
+
+// The shared HostState snapshot (tests/support/host_state.h), restricted to what these
+// tests create ("skiff-gen1-test-*" cgroups), and its diff reduced to "leaked ..." lines:
+// other suites running concurrently on a dev machine may remove their own things.
+::skiff::testing::HostStateOptions HostStateOptionsForTests();
+std::string LeakedLines(const std::string& diff);
 
 // Pids whose environment holds SKIFF_TEST_MARKER=<marker>.
 std::vector<pid_t> ProcessesWithMarker(const std::string& marker);
