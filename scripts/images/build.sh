@@ -15,7 +15,8 @@
 # the same script and busybox build give byte-identical blobs, so the shared base layers
 # have the same digest in every image.
 #
-# Layouts are cached under ${SKIFF_CACHE:-/var/cache/skiff}/images/<key>/<name>, where
+# Layouts are cached under ${SKIFF_CACHE:-/var/cache/skiff}/images/<key>/<name> (or
+# ~/.cache/skiff when /var/cache/skiff is not writable), where
 # <key> hashes this script and the busybox binary; big's data layers are cached separately
 # (they depend only on their recipe). A re-run pushes from the cache in seconds.
 set -euo pipefail
@@ -45,7 +46,7 @@ while (($#)); do
       shift 2
       ;;
     --skip-big) skip_big=1; shift ;;
-    -h | --help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 0 ;;
+    -h | --help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0" >&2; exit 0 ;;
     *) die "unknown argument: $1" ;;
   esac
 done
@@ -81,7 +82,11 @@ if [[ -n "$registry" ]]; then
   command -v skopeo >/dev/null || die "skopeo not found (run scripts/setup.sh)"
 fi
 
-CACHE_ROOT="${SKIFF_CACHE:-/var/cache/skiff}/images"
+CACHE_BASE="${SKIFF_CACHE:-/var/cache/skiff}"
+if [[ -z "${SKIFF_CACHE:-}" ]] && ! { mkdir -p "$CACHE_BASE" && [[ -w "$CACHE_BASE" ]]; } 2>/dev/null; then
+  CACHE_BASE="${XDG_CACHE_HOME:-$HOME/.cache}/skiff"  # not root: a per-user cache
+fi
+CACHE_ROOT="$CACHE_BASE/images"
 KEY="$(cat "$0" "$BUSYBOX" | sha256sum | cut -c1-16)"
 KEY_DIR="$CACHE_ROOT/$KEY"
 mkdir -p "$KEY_DIR"
