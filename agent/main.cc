@@ -1,0 +1,187 @@
+// skiffd: the skiff node agent. Serves the skiff.v1.Agent gRPC API on a Unix socket,
+// owns the instance table (agent/instances) and the image store (images/), and starts
+// one skiff-shim per instance. Instances outlive skiffd: SIGTERM/SIGINT stop serving and
+// exit without touching them; the next skiffd recovers them from --state-dir.
+
+#include <grpcpp/grpcpp.h>
+#include <signal.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <climits>
+#include <cstdlib>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
+#include "agent/api/agent_service.h"
+#include "agent/instances/event_bus.h"
+#include "agent/instances/instance_controller.h"
+#include "agent/instances/ip_pool.h"
+#include "agent/instances/shim_runtime.h"
+#include "images/image_store.h"
+
+ABSL_FLAG(std::string, socket, "/run/skiff/skiffd.sock", "gRPC Unix socket (created mode 0600)");
+ABSL_FLAG(std::string, state_dir, "/run/skiff", "instance state directory");
+ABSL_FLAG(std::string, image_root, "/var/lib/skiff/images", "image store root");
+ABSL_FLAG(std::vector<std::string>, insecure_registry, {},
+          "registry host:port reached over plain HTTP (comma-separated or repeated)");
+ABSL_FLAG(std::string, registry_ca, "", "extra CA bundle for TLS registries");
+ABSL_FLAG(std::string, ip_pool, "10.88.0.0/16", "CIDR carved into /31 pairs for instance veths");
+ABSL_FLAG(std::string, shim, "", "skiff-shim binary (default: next to skiffd)");
+ABSL_FLAG(uint32_t, node_vcpus_milli, 0, "CPU offered to instances, milli-vCPUs (0 = host's)");
+ABSL_FLAG(uint64_t, node_memory_bytes, 0, "memory offered to instances, bytes (0 = host's)");
+ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error");
+
+namespace skiff::agent {
+namespace {
+
+std::atomic<int> g_signal{0};
+
+void OnSignal(int sig) { g_signal.store(sig); }
+
+std::string SelfDir() {
+  char buf[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+  if (n <= 0) return ".";
+  std::string path(buf, static_cast<size_t>(n));
+  return path.substr(0, path.rfind('/'));
+}
+
+uint64_t HostMemoryBytes() {
+  std::ifstream in("/proc/meminfo");
+  std::string key;
+  uint64_t kb = 0;
+  std::string unit;
+  while (in >> key >> kb >> unit) {
+    if (key == "MemTotal:") return kb * 1024;
+  }
+  return 0;
+}
+
+// Makes the socket's directory (0700) and clears a stale socket file.
+absl::Status PrepareSocket(const std::string& path) {
+  const std::string dir = path.substr(0, path.rfind('/'));
+  if (!dir.empty() && mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    return absl::InternalError(absl::StrCat("mkdir(", dir, "): ", strerror(errno)));
+  }
+  if (unlink(path.c_str()) != 0 && errno != ENOENT) {
+    return absl::InternalError(absl::StrCat("unlink(", path, "): ", strerror(errno)));
+  }
+  return absl::OkStatus();
+}
+
+int Run() {
+  auto log = spdlog::stderr_color_mt("skiffd");
+  spdlog::set_default_logger(log);
+  log->set_level(spdlog::level::from_str(absl::GetFlag(FLAGS_log_level)));
+
+  const std::string socket_path = absl::GetFlag(FLAGS_socket);
+  const std::string state_dir = absl::GetFlag(FLAGS_state_dir);
+  std::string shim = absl::GetFlag(FLAGS_shim);
+  if (shim.empty()) shim = SelfDir() + "/skiff-shim";
+
+  images::StoreOptions store_options;
+  store_options.root = absl::GetFlag(FLAGS_image_root);
+  store_options.insecure_registries = absl::GetFlag(FLAGS_insecure_registry);
+  store_options.ca_file = absl::GetFlag(FLAGS_registry_ca);
+  auto store = images::ImageStore::Open(store_options);
+  if (!store.ok()) {
+    log->error("open image store: root={} error=\"{}\"", store_options.root,
+               store.status().ToString());
+    return 1;
+  }
+  auto pool = IpPool::Create(absl::GetFlag(FLAGS_ip_pool));
+  if (!pool.ok()) {
+    log->error("flag --ip_pool: error=\"{}\"", pool.status().ToString());
+    return 2;
+  }
+  auto runtime = NewShimRuntime(shim);
+  if (!runtime.ok()) {
+    log->error("instance runtime: shim={} error=\"{}\"", shim, runtime.status().ToString());
+    return 1;
+  }
+  if (access(shim.c_str(), X_OK) != 0) {
+    log->warn("shim binary not executable: shim={} (instances will fail to start)", shim);
+  }
+
+  ControllerOptions options;
+  options.state_dir = state_dir;
+  options.capacity.vcpus_milli = absl::GetFlag(FLAGS_node_vcpus_milli);
+  if (options.capacity.vcpus_milli == 0) {
+    options.capacity.vcpus_milli =
+        static_cast<uint32_t>(std::thread::hardware_concurrency()) * 1000;
+  }
+  options.capacity.memory_bytes = absl::GetFlag(FLAGS_node_memory_bytes);
+  if (options.capacity.memory_bytes == 0) options.capacity.memory_bytes = HostMemoryBytes();
+
+  // Never destroyed: watcher threads may be blocked on shim sockets at exit.
+  auto* events = new EventBus();
+  auto* controller =
+      new InstanceController(options, store->get(), runtime->get(), pool->get(), events);
+  auto report = controller->Recover();
+  if (!report.ok()) {
+    log->error("recover: state_dir={} error=\"{}\"", state_dir, report.status().ToString());
+    return 1;
+  }
+  for (const std::string& problem : report->problems) {
+    log->warn("recover: skipped {}", problem);
+  }
+  log->info("recovered: running={} exited={} lost={}", report->running, report->exited,
+            report->lost);
+
+  if (absl::Status st = PrepareSocket(socket_path); !st.ok()) {
+    log->error("socket: {}", st.ToString());
+    return 1;
+  }
+  AgentService service(controller, store->get(), events);
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(absl::StrCat("unix:", socket_path), grpc::InsecureServerCredentials());
+  builder.RegisterService(&service);
+  const mode_t old_umask = umask(0077);  // the socket is created 0600
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  umask(old_umask);
+  if (server == nullptr) {
+    log->error("serve: socket={} error=\"cannot listen\"", socket_path);
+    return 1;
+  }
+  chmod(socket_path.c_str(), 0600);
+  log->info("serving: socket={} state_dir={} image_root={} shim={} vcpus_milli={} memory_bytes={}",
+            socket_path, state_dir, store_options.root, shim, options.capacity.vcpus_milli,
+            options.capacity.memory_bytes);
+
+  struct sigaction sa = {};
+  sa.sa_handler = OnSignal;
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGINT, &sa, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+  while (g_signal.load() == 0) usleep(100 * 1000);
+
+  log->info("shutting down: signal={} (instances keep running)", g_signal.load());
+  controller->Shutdown();  // ends Stop/logs waits; watchers let go of the shims
+  events->CloseAll();      // ends WatchEvents streams
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  unlink(socket_path.c_str());
+  log->flush();
+  // The controller and bus stay allocated: detached watcher threads may still reference
+  // them until the process is gone.
+  return 0;
+}
+
+}  // namespace
+}  // namespace skiff::agent
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage("skiffd: the skiff node agent");
+  absl::ParseCommandLine(argc, argv);
+  const int rc = skiff::agent::Run();
+  std::_Exit(rc);  // skip static destructors while detached watcher threads exist
+}
