@@ -118,6 +118,13 @@ absl::StatusOr<uint64_t> ReadUint(const std::string& path) {
   return v;
 }
 
+// CPU weight in proportion to the vCPUs, as Kubernetes maps CPU requests: v1 shares
+// 1024 per vCPU (at least 2), v2 weight from shares on the 1..10000 scale.
+uint64_t SharesFor(const CgroupLimits& l) {
+  return std::clamp<uint64_t>(uint64_t{l.vcpus_milli} * 1024 / 1000, 2, 262144);
+}
+uint64_t WeightFor(const CgroupLimits& l) { return 1 + (SharesFor(l) - 2) * 9999 / 262142; }
+
 uint64_t QuotaFor(const CgroupLimits& l) {
   uint64_t q = static_cast<uint64_t>(l.vcpus_milli) * l.cpu_period_us / 1000;
   return std::max(q, kMinCpuQuotaUs);
@@ -256,6 +263,7 @@ struct Cgroup::Impl {
       const std::string& d = dirs.front();
       SKIFF_RETURN_IF_ERROR(
           WriteControlFile(d + "/cpu.max", absl::StrCat(quota, " ", l.cpu_period_us)));
+      SKIFF_RETURN_IF_ERROR(WriteControlFile(d + "/cpu.weight", absl::StrCat(WeightFor(l))));
       SKIFF_RETURN_IF_ERROR(WriteControlFile(
           d + "/memory.max", l.memory_bytes ? absl::StrCat(l.memory_bytes) : std::string("max")));
       SKIFF_ASSIGN_OR_RETURN(bool has_swap, PathExists(d + "/memory.swap.max"));
@@ -267,9 +275,18 @@ struct Cgroup::Impl {
     SKIFF_RETURN_IF_ERROR(
         WriteControlFile(cpu_dir + "/cpu.cfs_period_us", absl::StrCat(l.cpu_period_us)));
     SKIFF_RETURN_IF_ERROR(WriteControlFile(cpu_dir + "/cpu.cfs_quota_us", absl::StrCat(quota)));
+    SKIFF_RETURN_IF_ERROR(WriteControlFile(cpu_dir + "/cpu.shares", absl::StrCat(SharesFor(l))));
     if (l.memory_bytes) {
       SKIFF_RETURN_IF_ERROR(
           WriteControlFile(memory_dir + "/memory.limit_in_bytes", absl::StrCat(l.memory_bytes)));
+      // memory+swap = memory: no swapping past the limit on hosts with swap accounting
+      // (the v1 spelling of v2's memory.swap.max = 0).
+      SKIFF_ASSIGN_OR_RETURN(bool has_memsw,
+                             PathExists(memory_dir + "/memory.memsw.limit_in_bytes"));
+      if (has_memsw) {
+        SKIFF_RETURN_IF_ERROR(WriteControlFile(memory_dir + "/memory.memsw.limit_in_bytes",
+                                               absl::StrCat(l.memory_bytes)));
+      }
     }
     if (l.pids_max) {
       if (pids_dir.empty()) {

@@ -45,9 +45,11 @@ struct CgroupRoots {
 };
 
 struct CgroupLimits {
-  uint32_t vcpus_milli = 1000;  // → cpu.max "quota period" / cpu.cfs_quota_us
-  uint64_t memory_bytes = 0;    // → memory.max / memory.limit_in_bytes (0 = unlimited)
-  uint32_t pids_max = 0;        // → pids.max (0 = unlimited)
+  // → cpu.max "quota period" / cpu.cfs_quota_us, and the weight under contention:
+  //   cpu.shares 1024 per vCPU (v1), cpu.weight mapped from those shares (v2).
+  uint32_t vcpus_milli = 1000;
+  uint64_t memory_bytes = 0;  // → memory.max / memory.limit_in_bytes (0 = unlimited)
+  uint32_t pids_max = 0;      // → pids.max (0 = unlimited)
   uint64_t cpu_period_us = 100000;
 };
 

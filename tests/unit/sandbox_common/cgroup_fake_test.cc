@@ -52,6 +52,7 @@ absl::Status FillV2Group(const std::string& dir) {
       {"cgroup.freeze", ""},
       {"cgroup.events", "populated 0\nfrozen 0\n"},
       {"cpu.max", ""},
+      {"cpu.weight", ""},
       {"cpu.stat", "usage_usec 0\nuser_usec 0\nsystem_usec 0\n"},
       {"memory.max", ""},
       {"memory.swap.max", ""},
@@ -94,6 +95,7 @@ TEST_F(FakeV2Test, CreateEnablesControllersAndWritesLimits) {
   EXPECT_EQ(Read(P("skiff/cgroup.subtree_control")), "+cpu +memory +pids");
   EXPECT_EQ(Read(P("skiff/i-1/cgroup.subtree_control")), "");  // leaf: nothing enabled
   EXPECT_EQ(Read(P("skiff/i-1/cpu.max")), "50000 100000");
+  EXPECT_EQ(Read(P("skiff/i-1/cpu.weight")), "20");  // 512 shares on the 1..10000 scale
   EXPECT_EQ(Read(P("skiff/i-1/memory.max")), "67108864");
   EXPECT_EQ(Read(P("skiff/i-1/memory.swap.max")), "0");
   EXPECT_EQ(Read(P("skiff/i-1/pids.max")), "50");
@@ -107,6 +109,7 @@ TEST_F(FakeV2Test, UnlimitedAndMinimumQuota) {
   SKIFF_ASSERT_OK_AND_ASSIGN(auto cg, Cgroup::Create(roots_, "i-2", l));
   EXPECT_EQ(Read(P("cgroup.subtree_control")), "cpu memory pids");
   EXPECT_EQ(Read(P("i-2/cpu.max")), "1000 50000");  // 1 milli-vCPU → kernel minimum
+  EXPECT_EQ(Read(P("i-2/cpu.weight")), "1");
   EXPECT_EQ(Read(P("i-2/memory.max")), "max");
   EXPECT_EQ(Read(P("i-2/pids.max")), "max");
 }
@@ -193,8 +196,8 @@ TEST_F(FakeV2Test, ProcsOomCpuUsageQuotaKillDestroy) {
 
   // The kernel's rmdir ignores its control files; the fake's files must go first.
   for (const char* f : {"cgroup.controllers", "cgroup.subtree_control", "cgroup.procs",
-                        "cgroup.kill", "cgroup.freeze", "cgroup.events", "cpu.max", "cpu.stat",
-                        "memory.max", "memory.swap.max", "memory.events", "pids.max"}) {
+                        "cgroup.kill", "cgroup.freeze", "cgroup.events", "cpu.max", "cpu.weight",
+                        "cpu.stat", "memory.max", "memory.swap.max", "memory.events", "pids.max"}) {
     unlink((d + "/" + f).c_str());
   }
   SKIFF_ASSERT_OK(cg->Destroy());
@@ -247,7 +250,7 @@ TEST(FakeV1Test, CombinedCpuCpuacctCreatesOneDirPerHierarchy) {
   std::vector<std::string> made;
   roots.after_mkdir_for_testing = [&](const std::string& dir) -> absl::Status {
     made.push_back(dir);
-    for (const char* f : {"cgroup.procs", "cpu.cfs_period_us", "cpu.cfs_quota_us",
+    for (const char* f : {"cgroup.procs", "cpu.cfs_period_us", "cpu.cfs_quota_us", "cpu.shares",
                           "memory.limit_in_bytes", "pids.max"}) {
       if (absl::Status s = WriteNewFile(dir + "/" + f, ""); !s.ok()) return s;
     }
@@ -260,6 +263,7 @@ TEST(FakeV1Test, CombinedCpuCpuacctCreatesOneDirPerHierarchy) {
                                 pids + "/s/i"));
   EXPECT_EQ(Read(cpu + "/s/i/cpu.cfs_period_us"), "100000");
   EXPECT_EQ(Read(cpu + "/s/i/cpu.cfs_quota_us"), "200000");
+  EXPECT_EQ(Read(cpu + "/s/i/cpu.shares"), "2048");
   EXPECT_EQ(Read(mem + "/s/i/memory.limit_in_bytes"), "1073741824");
   EXPECT_EQ(Read(pids + "/s/i/pids.max"), "64");
   SKIFF_ASSERT_OK(cg->AddProcess(31337));
