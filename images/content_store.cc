@@ -228,21 +228,7 @@ absl::Status ContentStore::Put(const std::string& digest, std::string_view data)
 absl::StatusOr<std::string> ContentStore::Read(const std::string& digest, size_t max_bytes) {
   SKIFF_RETURN_IF_ERROR(ValidateDigest(digest));
   std::string path = PathOf(digest);
-  UniqueFd fd(open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
-  if (!fd) return ErrnoStatus(errno, "open(", path, ")");
-  std::string out;
-  char buf[65536];
-  for (;;) {
-    ssize_t n = read(fd.get(), buf, sizeof(buf));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return ErrnoStatus(errno, "read(", path, ")");
-    if (n == 0) break;
-    if (out.size() + static_cast<size_t>(n) > max_bytes) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("blob ", digest, ": larger than ", max_bytes, " bytes"));
-    }
-    out.append(buf, static_cast<size_t>(n));
-  }
+  SKIFF_ASSIGN_OR_RETURN(std::string out, ReadFileLimited(path, max_bytes));
   if (Sha256Digest(out) != digest) {
     unlink(path.c_str());
     return absl::DataLossError(absl::StrCat("blob ", digest, ": stored content is corrupt"));

@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 
 namespace skiff::images {
 
@@ -20,6 +21,8 @@ absl::Status RemoveTreeAt(int dirfd, const std::string& name, const std::string&
 // Writes `data` to a temp file next to `path`, fsyncs it, renames it over `path`, and
 // fsyncs the directory.
 absl::Status WriteFileAtomic(const std::string& path, std::string_view data);
+// Reads a whole file of at most `max_bytes` (InvalidArgument if larger).
+absl::StatusOr<std::string> ReadFileLimited(const std::string& path, size_t max_bytes);
 // fsync of a directory.
 absl::Status SyncDir(const std::string& dir);
 

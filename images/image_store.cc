@@ -110,23 +110,10 @@ class ImageStoreImpl : public ImageStore {
       closedir(d);
       for (const auto& s : stale) RemoveTree(absl::StrCat(layers_dir_, "/", s)).IgnoreError();
     }
-    struct stat st;
-    if (stat(refs_path_.c_str(), &st) != 0) {
-      if (errno == ENOENT) return absl::OkStatus();
-      return ErrnoStatus(errno, "stat(", refs_path_, ")");
-    }
-    std::string text;
-    {
-      FILE* f = fopen(refs_path_.c_str(), "re");
-      if (f == nullptr) return ErrnoStatus(errno, "open(", refs_path_, ")");
-      char buf[65536];
-      size_t n;
-      while ((n = fread(buf, 1, sizeof(buf), f)) > 0 && text.size() <= kMaxRefsJson) {
-        text.append(buf, n);
-      }
-      fclose(f);
-    }
-    auto j = ParseHostileJson(text, kMaxRefsJson, "refs.json");
+    absl::StatusOr<std::string> text = ReadFileLimited(refs_path_, kMaxRefsJson);
+    if (absl::IsNotFound(text.status())) return absl::OkStatus();  // a new store
+    if (!text.ok()) return text.status();
+    auto j = ParseHostileJson(*text, kMaxRefsJson, "refs.json");
     if (!j.ok()) return absl::DataLossError(j.status().message());
     auto images = j->find("images");
     if (images == j->end() || !images->is_array()) {
