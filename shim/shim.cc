@@ -55,6 +55,7 @@ constexpr uint64_t kDefaultStartupTimeoutMs = 240 * 1000;
 constexpr int64_t kProbeIntervalNs = 15 * 1000 * 1000;
 constexpr int64_t kProbeAttemptTimeoutNs = 250 * 1000 * 1000;
 constexpr int kListenBacklog = 16;
+constexpr int kMaxReadsPerWakeup = 16;
 
 // epoll tokens; clients are kClientBase + id.
 enum Token : uint64_t {
@@ -126,7 +127,7 @@ class Shim {
   void OnGraceTimer();
   void OnProbeTick();
   void OnProbeAttempt();
-  void OnOutput(ConsoleStream stream);
+  void OnOutput(ConsoleStream stream, int max_reads = kMaxReadsPerWakeup);
   void RequestStop(uint64_t grace_ms);
   void MarkReady();
   void FailProbe();
@@ -435,11 +436,13 @@ void Shim::FailProbe() {
   if (!st.ok()) Log("event=kill_failed error=\"", st.message(), "\"");
 }
 
-void Shim::OnOutput(ConsoleStream stream) {
+void Shim::OnOutput(ConsoleStream stream, int max_reads) {
   int i = static_cast<int>(stream);
   if (!out_[i]) return;
   char buf[16384];
-  while (true) {
+  // Bounded per wake-up (epoll is level-triggered): a chatty app must not starve the
+  // grace timer or the control socket.
+  for (int reads = 0; max_reads < 0 || reads < max_reads; ++reads) {
     ssize_t n = read(out_[i].get(), buf, sizeof(buf));
     if (n > 0) {
       console_->Append(stream, buf, static_cast<size_t>(n), absl::Now());
@@ -483,8 +486,9 @@ void Shim::Finish(int init_wait_status) {
   absl::Status destroyed = sandbox_->Destroy();
   if (!destroyed.ok()) Log("event=release_failed error=\"", destroyed.message(), "\"");
   sandbox_.reset();
-  OnOutput(ConsoleStream::kStdout);
-  OnOutput(ConsoleStream::kStderr);
+  // Every writer is dead: read to EOF.
+  OnOutput(ConsoleStream::kStdout, -1);
+  OnOutput(ConsoleStream::kStderr, -1);
   for (int i = 0; i < 2; ++i) {
     if (out_[i]) console_->Flush(static_cast<ConsoleStream>(i), absl::Now());
   }

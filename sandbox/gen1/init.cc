@@ -5,6 +5,7 @@
 // exits reports its wait status on exit_fd and exits (the kernel then kills whatever is
 // left in the namespace). It allocates nothing.
 
+#include <linux/capability.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -50,6 +51,15 @@ void WriteExitRecord(int fd, int wait_status) {
   rec.wait_status = wait_status;
   while (write(fd, &rec, sizeof(rec)) < 0 && errno == EINTR) {
   }
+}
+
+// Best effort: the init works the same without it (it never execs).
+void KeepOnlyCapKill() {
+  __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct data[2] = {};
+  data[0].effective = data[0].permitted = 1u << CAP_KILL;
+  syscall(SYS_capset, &header, data);
+  prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
 }
 
 bool IsForwarded(int sig) {
@@ -108,9 +118,11 @@ void RunInit(const ChildContext& ctx) {
   if (app == 0) ExecApp(ctx);
 
   // The app holds its own copies of the error pipe and stdio until its execve; the init
-  // keeps only the exit report pipe.
+  // keeps only the exit report pipe, and of its privileges only CAP_KILL (to signal an
+  // app running as another user).
   const int keep[] = {ctx.exit_fd};
   CloseFdsExcept(keep, 1);
+  KeepOnlyCapKill();
   Supervise(ctx, app, all);
 }
 

@@ -253,6 +253,11 @@ TEST_F(Gen1SandboxTest, RunsInItsCgroup) {
   SKIFF_EXPECT_OK(sandbox_->Destroy());
 }
 
+TEST_F(Gen1SandboxTest, InitKeepsOnlyCapKill) {
+  std::string out = RunScript("grep -E '^Cap(Eff|Prm)' /proc/1/status");
+  EXPECT_EQ(out, "CapPrm:\t0000000000000020\nCapEff:\t0000000000000020\n");
+}
+
 TEST_F(Gen1SandboxTest, InitForwardsSigtermToTheApp) {
   // With default dispositions, sleep dies of the forwarded SIGTERM.
   SKIFF_ASSERT_OK_AND_ASSIGN(sandbox_, Gen1Sandbox::Start(Spec({"sleep", "100"})));
