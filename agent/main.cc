@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <climits>
 #include <cstdlib>
@@ -36,7 +37,8 @@ ABSL_FLAG(std::vector<std::string>, insecure_registry, {},
           "registry host:port reached over plain HTTP (comma-separated or repeated)");
 ABSL_FLAG(std::string, registry_ca, "", "extra CA bundle for TLS registries");
 ABSL_FLAG(std::string, ip_pool, "10.88.0.0/16", "CIDR carved into /31 pairs for instance veths");
-ABSL_FLAG(std::string, shim, "", "skiff-shim binary (default: next to skiffd)");
+ABSL_FLAG(std::string, shim, "",
+          "skiff-shim binary (default: next to skiffd, or ../shim/ in a build tree)");
 ABSL_FLAG(uint32_t, node_vcpus_milli, 0, "CPU offered to instances, milli-vCPUs (0 = host's)");
 ABSL_FLAG(uint64_t, node_memory_bytes, 0, "memory offered to instances, bytes (0 = host's)");
 ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error");
@@ -87,7 +89,14 @@ int Run() {
   const std::string socket_path = absl::GetFlag(FLAGS_socket);
   const std::string state_dir = absl::GetFlag(FLAGS_state_dir);
   std::string shim = absl::GetFlag(FLAGS_shim);
-  if (shim.empty()) shim = SelfDir() + "/skiff-shim";
+  if (shim.empty()) {
+    // Installed side by side; in a build tree, shim/ is skiffd's sibling directory.
+    shim = SelfDir() + "/skiff-shim";
+    const std::string build_tree = SelfDir() + "/../shim/skiff-shim";
+    if (access(shim.c_str(), X_OK) != 0 && access(build_tree.c_str(), X_OK) == 0) {
+      shim = build_tree;
+    }
+  }
 
   images::StoreOptions store_options;
   store_options.root = absl::GetFlag(FLAGS_image_root);
@@ -179,9 +188,53 @@ int Run() {
 }  // namespace
 }  // namespace skiff::agent
 
+namespace {
+
+// Accepts --state-dir as well as --state_dir, and merges repeated --insecure_registry
+// flags (absl keeps only the last occurrence of a flag) into one comma-separated list.
+std::vector<std::string> NormalizeArgs(int argc, char** argv) {
+  std::vector<std::string> out = {argv[0]};
+  std::vector<std::string> registries;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--") {
+      for (; i < argc; ++i) out.push_back(argv[i]);
+      break;
+    }
+    if (arg.rfind("--", 0) == 0) {
+      const size_t eq = arg.find('=');
+      for (size_t j = 2; j < std::min(eq, arg.size()); ++j) {
+        if (arg[j] == '-') arg[j] = '_';
+      }
+      const std::string name = arg.substr(0, eq);
+      if (name == "--insecure_registry") {
+        if (eq != std::string::npos) {
+          registries.push_back(arg.substr(eq + 1));
+        } else if (i + 1 < argc) {
+          registries.push_back(argv[++i]);
+        }
+        continue;
+      }
+    }
+    out.push_back(arg);
+  }
+  if (!registries.empty()) {
+    std::string joined;
+    for (const auto& r : registries) joined += (joined.empty() ? "" : ",") + r;
+    out.push_back("--insecure_registry=" + joined);
+  }
+  return out;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage("skiffd: the skiff node agent");
-  absl::ParseCommandLine(argc, argv);
+  std::vector<std::string> args = NormalizeArgs(argc, argv);
+  std::vector<char*> cargs;
+  for (auto& a : args) cargs.push_back(a.data());
+  cargs.push_back(nullptr);
+  absl::ParseCommandLine(static_cast<int>(args.size()), cargs.data());
   const int rc = skiff::agent::Run();
   std::_Exit(rc);  // skip static destructors while detached watcher threads exist
 }

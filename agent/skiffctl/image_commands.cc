@@ -38,11 +38,12 @@ int Pull(Context& ctx, Args args) {
       ctx.out->flush();
     } else {
       // Plain lines: one per phase change or finished layer, never a flood.
-      const std::string line =
-          absl::StrCat(p.phase(), " layers ", p.layers_done(), "/", p.layers_total(), " bytes ",
-                       p.done_bytes(), "/", p.total_bytes());
-      if (line != last_line) *ctx.out << line << "\n";
-      last_line = line;
+      const std::string key = absl::StrCat(p.phase(), " ", p.layers_done());
+      if (key != last_line) {
+        *ctx.out << p.phase() << " layers " << p.layers_done() << "/" << p.layers_total()
+                 << " bytes " << p.done_bytes() << "/" << p.total_bytes() << "\n";
+      }
+      last_line = key;
     }
   }
   if (tty && !ctx.json) *ctx.out << "\n";
