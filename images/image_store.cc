@@ -346,6 +346,30 @@ class ImageStoreImpl : public ImageStore {
         }
       }
     }
+    // A tag already pulled: a HEAD tells whether it still points at the same image.
+    if (ref.digest.empty()) {
+      std::string known;
+      {
+        absl::MutexLock lock(&mu_);
+        if (auto it = refs_.find(ref.String()); it != refs_.end()) known = it->second;
+      }
+      if (!known.empty()) {
+        SKIFF_ASSIGN_OR_RETURN(std::string current, registry_.HeadManifest(ref, ref.tag));
+        absl::MutexLock lock(&mu_);
+        auto it = images_.find(known);
+        if (current == known && it != images_.end() &&
+            std::all_of(it->second.layers.begin(), it->second.layers.end(),
+                        [&](const std::string& l) { return LayerUnpacked(l); })) {
+          it->second.pulled_unix_s = static_cast<int64_t>(time(nullptr));
+          SKIFF_RETURN_IF_ERROR(AddReferenceLocked(it->second, ref));
+          p.manifest_digest = known;
+          p.layers_total = p.layers_done = static_cast<uint32_t>(it->second.layers.size());
+          p.total_bytes = p.done_bytes = it->second.size_bytes;
+          report("done");
+          return ToImage(it->second);
+        }
+      }
+    }
     SKIFF_ASSIGN_OR_RETURN(FetchedManifest top, FetchManifest(ref, ref.TagOrDigest(), rec));
     SKIFF_ASSIGN_OR_RETURN(std::string media, DetectMediaType(top.body, top.media_type));
     FetchedManifest m = std::move(top);

@@ -212,6 +212,7 @@ absl::StatusOr<RegistryClient::Response> RegistryClient::PerformOnce(const Reque
   UrlHost(spec.url, &scheme);
   CURL* c = curl.get();
   curl_easy_setopt(c, CURLOPT_URL, spec.url.c_str());
+  if (spec.head) curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers.get());
   curl_easy_setopt(c, CURLOPT_USERAGENT, kUserAgent);
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
@@ -370,8 +371,8 @@ absl::StatusOr<RegistryClient::Response> RegistryClient::Request(const Reference
   const long status = r->status;
   if (status >= 200 && status < 300) return r;
   std::string detail = RegistryErrors(r->body);
-  std::string msg =
-      absl::StrCat(what, ": GET ", spec.url, ": HTTP ", status, detail.empty() ? "" : " ", detail);
+  std::string msg = absl::StrCat(what, spec.head ? ": HEAD " : ": GET ", spec.url, ": HTTP ",
+                                 status, detail.empty() ? "" : " ", detail);
   if (status == 404) return absl::NotFoundError(msg);
   if (status == 401 || status == 403) return absl::PermissionDeniedError(msg);
   if (Retryable(status)) return absl::UnavailableError(msg);
@@ -403,6 +404,20 @@ absl::StatusOr<FetchedManifest> RegistryClient::GetManifest(const Reference& ref
                                             " but Docker-Content-Digest says ", h));
   }
   return m;
+}
+
+absl::StatusOr<std::string> RegistryClient::HeadManifest(const Reference& ref,
+                                                         const std::string& tag) {
+  std::string what = absl::StrCat("manifest ", ref.Name(), ":", tag);
+  RequestSpec spec;
+  spec.head = true;
+  spec.url = absl::StrCat(BaseUrl(ref), "/manifests/", tag);
+  spec.headers.push_back(absl::StrCat("Accept: ", kOciManifest, ", ", kOciIndex, ", ",
+                                      kDockerManifest, ", ", kDockerManifestList));
+  SKIFF_ASSIGN_OR_RETURN(Response r, Request(ref, spec, what));
+  std::string digest = r.headers["docker-content-digest"];
+  if (!ValidateDigest(digest).ok()) return std::string();
+  return digest;
 }
 
 absl::Status RegistryClient::FetchBlob(const Reference& ref, const std::string& digest,

@@ -47,6 +47,9 @@ class RegistryClient {
   // GET /v2/<repo>/manifests/<tag-or-digest> with every supported Accept type.
   absl::StatusOr<FetchedManifest> GetManifest(const Reference& ref,
                                               const std::string& tag_or_digest);
+  // HEAD /v2/<repo>/manifests/<tag>: the digest the registry reports in
+  // Docker-Content-Digest ("" if it sends none). Cheap check whether a tag moved.
+  absl::StatusOr<std::string> HeadManifest(const Reference& ref, const std::string& tag);
   // GET /v2/<repo>/blobs/<digest> into `sink` (restarted on each retry). `on_bytes` gets
   // the bytes received so far in this attempt.
   absl::Status FetchBlob(const Reference& ref, const std::string& digest, ByteSink& sink,
@@ -64,6 +67,7 @@ class RegistryClient {
   struct RequestSpec {
     std::string url;
     std::vector<std::string> headers;
+    bool head = false;
     ByteSink* sink = nullptr;  // 2xx bodies go here when set
     size_t max_body = 0;       // limit for `body`
     const std::function<void(uint64_t)>* on_bytes = nullptr;

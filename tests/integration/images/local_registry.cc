@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -183,16 +184,22 @@ absl::StatusOr<std::unique_ptr<LocalRegistry>> LocalRegistry::Start(
                     "\n");
   }
   std::ofstream(dir + "/config.yml") << config;
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
   std::string log = dir + "/registry.log";
-  posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
-  posix_spawn_file_actions_adddup2(&fa, 1, 2);
   std::string cfg = dir + "/config.yml";
   const char* argv[] = {"/usr/bin/docker-registry", "serve", cfg.c_str(), nullptr};
-  int rc = posix_spawn(&r->pid_, argv[0], &fa, nullptr, const_cast<char**>(argv), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  if (rc != 0) return ErrnoStatus(rc, "posix_spawn(docker-registry)");
+  pid_t parent = getpid();
+  r->pid_ = fork();
+  if (r->pid_ < 0) return ErrnoStatus(errno, "fork(docker-registry)");
+  if (r->pid_ == 0) {
+    // Only async-signal-safe calls here. The registry dies with the test process, even
+    // when a test crashes before the destructor runs.
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(127);
+    int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0) _exit(127);
+    execve(argv[0], const_cast<char**>(argv), environ);
+    _exit(127);
+  }
   // Ready when /v2/ answers at all (401 with auth).
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
   while (std::chrono::steady_clock::now() < deadline) {

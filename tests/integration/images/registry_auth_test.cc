@@ -58,7 +58,9 @@ struct ServedImage {
   // Serves /v2/app/manifests/v1 and blobs; nullopt-like status 0 for other paths.
   HttpResponse Serve(const std::string& target) const {
     if (target == "/v2/app/manifests/v1" || target == "/v2/app/manifests/" + manifest_digest) {
-      return {200, {{"Content-Type", kOciManifest}}, manifest};
+      return {200,
+              {{"Content-Type", kOciManifest}, {"Docker-Content-Digest", manifest_digest}},
+              manifest};
     }
     if (target == "/v2/app/blobs/" + config_digest) return {200, {}, config};
     if (target == "/v2/app/blobs/" + layer_digest) return {200, {}, layer};
@@ -91,7 +93,7 @@ class BearerTest : public ::testing::Test {
 
 TEST_F(BearerTest, ChallengeTokenAndRetryWithBearer) {
   std::atomic<int> token_requests = 0, authorized = 0;
-  std::string seen_scope, seen_basic;
+  std::string seen_scope, seen_basic, last_method;
   int port = 0;
   HttpTestServer server([&](const HttpRequest& r) -> HttpResponse {
     if (absl::StartsWith(r.target, "/token?")) {
@@ -111,6 +113,7 @@ TEST_F(BearerTest, ChallengeTokenAndRetryWithBearer) {
               R"({"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]})"};
     }
     ++authorized;
+    last_method = r.method;
     return image_.Serve(r.target);
   });
   port = server.port();
@@ -125,6 +128,14 @@ TEST_F(BearerTest, ChallengeTokenAndRetryWithBearer) {
   EXPECT_EQ(authorized, 3);  // manifest, config, layer
   EXPECT_THAT(seen_scope, HasSubstr("service=test.registry"));
   EXPECT_THAT(seen_scope, HasSubstr("scope=repository%3Aapp%3Apull"));
+
+  // Pulling the tag again costs one HEAD: the tag still points at the stored image.
+  int before = server.requests();
+  SKIFF_ASSERT_OK_AND_ASSIGN(Image again, store->Pull(server.host_port() + "/app:v1", nullptr));
+  EXPECT_EQ(again.manifest_digest, image_.manifest_digest);
+  EXPECT_EQ(again.layer_dirs, img.layer_dirs);
+  EXPECT_EQ(server.requests() - before, 1);
+  EXPECT_EQ(last_method, "HEAD");
 
   // Without credentials the token endpoint refuses → PermissionDenied naming the ref.
   StoreOptions anon = Options(server.host_port());

@@ -199,11 +199,30 @@ TEST_F(RegistryPullTest, PullsMultiLayerImageWithWhiteoutsAndMountsIt) {
   // Get/List by reference and digest; survives a reopen (refs.json).
   SKIFF_ASSERT_OK_AND_ASSIGN(Image got, store_->Get(Ref("multi:v1")));
   EXPECT_EQ(got.layer_dirs, img.layer_dirs);
+  EXPECT_EQ(got.references, img.references);
   SKIFF_ASSERT_OK(store_->Get(img.manifest_digest));
   EXPECT_EQ(store_->List().size(), 1u);
+  // Pulling the tag again resolves it (HEAD) and reuses everything.
+  SKIFF_ASSERT_OK_AND_ASSIGN(Image again, store_->Pull(Ref("multi:v1"), nullptr));
+  EXPECT_EQ(again.manifest_digest, img.manifest_digest);
+  EXPECT_EQ(again.layer_dirs, img.layer_dirs);
+  // A moved tag is followed: v1 now points at a one-layer image.
+  SKIFF_ASSERT_OK_AND_ASSIGN(
+      PushedImage moved,
+      PushImage(registry_->base_url(), "multi", "v1",
+                {Layer(TarCompression::kNone, [](TarBuilder& t) { t.File("moved", "yes"); })}));
+  SKIFF_ASSERT_OK_AND_ASSIGN(Image now, store_->Pull(Ref("multi:v1"), nullptr));
+  EXPECT_EQ(now.manifest_digest, moved.manifest_digest);
+  EXPECT_EQ(Read(now.layer_dirs[0] + "/moved"), "yes");
+  // The old image stays (by digest), without references.
+  SKIFF_ASSERT_OK_AND_ASSIGN(Image old, store_->Get(img.manifest_digest));
+  EXPECT_TRUE(old.references.empty());
+  SKIFF_ASSERT_OK(store_->Remove(now.manifest_digest));
+  ASSERT_TRUE(store_->Get(Ref("multi:v1")).status().code() == absl::StatusCode::kNotFound);
+  SKIFF_ASSERT_OK_AND_ASSIGN(img, store_->Pull(Ref("multi@" + img.manifest_digest), nullptr));
   store_.reset();
   SKIFF_ASSERT_OK_AND_ASSIGN(store_, OpenStore());
-  SKIFF_ASSERT_OK_AND_ASSIGN(got, store_->Get(Ref("multi:v1")));
+  SKIFF_ASSERT_OK_AND_ASSIGN(got, store_->Get(img.manifest_digest));
   EXPECT_EQ(got.config.entrypoint, img.config.entrypoint);
   EXPECT_EQ(got.layer_dirs, img.layer_dirs);
   // A digest reference of a pulled image needs no registry.
