@@ -19,6 +19,10 @@ namespace skiff::gen1 {
 namespace {
 
 constexpr uint32_t kX32SyscallBit = 0x40000000;
+// The newest x86_64 syscall this policy was reviewed against: set_mempolicy_home_node
+// (450, the last one in Debian 12's kernel headers). Newer ones — including new mount
+// API calls such as open_tree_attr that the denylist cannot name yet — get ENOSYS.
+constexpr uint32_t kLastReviewedSyscall = 450;
 
 // Namespace flags clone() may not carry (CLONE_NEWTIME only exists for clone3/unshare).
 constexpr uint64_t kCloneNamespaceFlags[] = {CLONE_NEWNS,  CLONE_NEWCGROUP, CLONE_NEWUTS,
@@ -38,9 +42,11 @@ absl::Status ScmpError(int rc, const std::string& op) {
 }
 
 // Runs before the libseccomp program: anything not native x86_64 (i386 via int 0x80,
-// x32 via the x32 syscall bit) kills the process. libseccomp checks the arch as well;
-// this makes the x32 case explicit and independent of its version.
-std::vector<sock_filter> AbiPrologue() {
+// x32 via the x32 syscall bit) kills the process, and syscalls newer than the ones this
+// policy was reviewed against fail with ENOSYS, as on an older kernel (libc falls back).
+// libseccomp checks the arch as well; this makes both cases explicit and independent
+// of its version.
+std::vector<sock_filter> Prologue() {
   return {
       BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, arch)),
       BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
@@ -48,6 +54,8 @@ std::vector<sock_filter> AbiPrologue() {
       BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
       BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, kX32SyscallBit, 0, 1),
       BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
+      BPF_JUMP(BPF_JMP | BPF_JGT | BPF_K, kLastReviewedSyscall, 0, 1),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (ENOSYS & SECCOMP_RET_DATA)),
   };
 }
 
@@ -117,7 +125,7 @@ absl::StatusOr<SeccompProgram> BuildDefaultPolicy() {
   if (len <= 0 || len % sizeof(sock_filter) != 0 || len > BPF_MAXINSNS * 8 * 4) {
     return absl::InternalError(absl::StrCat("libseccomp exported ", len, " bytes of BPF"));
   }
-  std::vector<sock_filter> insns = AbiPrologue();
+  std::vector<sock_filter> insns = Prologue();
   const size_t prologue = insns.size();
   insns.resize(prologue + static_cast<size_t>(len) / sizeof(sock_filter));
   if (pread(mem.get(), insns.data() + prologue, static_cast<size_t>(len), 0) != len) {

@@ -10,7 +10,8 @@
 // kernel state (mounts, modules, kexec, bpf, perf, ptrace, keyrings, namespaces,
 // io_uring, swap, reboot, clock, handle-based opens ...) fail with EPERM; clone() with a
 // namespace flag fails with EPERM; clone3() fails with ENOSYS so libc falls back to
-// clone(), whose flags a filter can see. Any syscall made through another ABI (i386
+// clone(), whose flags a filter can see. Syscalls newer than the policy's review
+// (number > 450) fail with ENOSYS. Any syscall made through another ABI (i386
 // `int 0x80`, x32) kills the process.
 
 #include <linux/filter.h>
