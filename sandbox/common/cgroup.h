@@ -103,7 +103,9 @@ class Cgroup {
   absl::StatusOr<uint64_t> CpuUsageNs() const;
   // Opens the quota file for later one-write updates.
   absl::StatusOr<CpuQuota> OpenCpuQuota() const;
-  // Removes the group from every hierarchy (must be empty). NotFound is OK.
+  // Removes the group from every hierarchy (must be empty; FailedPrecondition names the
+  // directory otherwise). Already gone is OK. Parent directories (e.g. "skiff") are
+  // shared between groups and stay.
   absl::Status Destroy();
 
  private:
