@@ -44,10 +44,7 @@ void ShimTest::TearDown() {
   EXPECT_EQ(testbed::LeakedLines(::skiff::testing::DiffHostState(host_before_, after)), "");
 }
 
-std::string ShimTest::ShimBinary() const {
-  const char* build = getenv("SKIFF_BUILD_DIR");
-  return std::string(build != nullptr ? build : ".") + "/shim/skiff-shim";
-}
+std::string ShimTest::ShimBinary() const { return SKIFF_SHIM_BINARY; }
 
 v1::shim::ShimConfig ShimTest::Config(std::vector<std::string> argv, bool is_job) {
   v1::shim::ShimConfig c;
