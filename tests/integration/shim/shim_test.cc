@@ -247,8 +247,10 @@ TEST_F(ShimTest, InstanceSurvivesItsLauncherAndAnotherClientStopsIt) {
 }
 
 TEST_F(ShimTest, IdleShimPrivateMemoryIsUnderThreeMiB) {
+  absl::Time launch = absl::Now();
   SKIFF_ASSERT_OK(
       LaunchShim(ShimBinary(), Config({"httpd", "-f", "-p", "8080", "-h", "/www"}, false)));
+  absl::Duration launch_took = absl::Now() - launch;
   SKIFF_ASSERT_OK_AND_ASSIGN(std::unique_ptr<ShimClient> client,
                              ShimClient::Connect(state_.path()));
   absl::Time deadline = absl::Now() + absl::Seconds(10);
@@ -258,6 +260,11 @@ TEST_F(ShimTest, IdleShimPrivateMemoryIsUnderThreeMiB) {
     absl::SleepFor(absl::Milliseconds(5));
   } while (st.state() != v1::shim::READY && absl::Now() < deadline);
   ASSERT_EQ(st.state(), v1::shim::READY);
+  printf(
+      "LaunchShim returned after %.1f ms; shim start -> app execve %.1f ms, execve -> READY %.1f "
+      "ms\n",
+      absl::ToDoubleMilliseconds(launch_took), (st.started_unix_ns() - st.created_unix_ns()) / 1e6,
+      (st.ready_unix_ns() - st.started_unix_ns()) / 1e6);
   ASSERT_GT(testbed::HttpGet(names_.instance_ip, 8080, "/").size(), 0u);
   int64_t shim_private = testbed::PrivateBytes(st.shim_pid());
   int64_t init_private = testbed::PrivateBytes(st.pid());
