@@ -72,7 +72,11 @@ class ImageStore {
 
   // Pulls (or finds cached) and unpacks `reference`. Errors name the reference:
   // InvalidArgument (bad reference), NotFound (unknown repository/tag/digest),
-  // Unavailable (registry unreachable), DataLoss (digest mismatch after retries).
+  // Unavailable (registry unreachable), DataLoss (digest mismatch after retries),
+  // PermissionDenied (registry auth), FailedPrecondition (TLS verification failed).
+  // A tag already pulled costs one HEAD request when it has not moved; a digest
+  // reference already pulled needs no registry. `progress` may be null; it is called
+  // from the calling thread or from a layer worker thread, never concurrently.
   virtual absl::StatusOr<Image> Pull(const std::string& reference,
                                      const std::function<void(const PullProgress&)>& progress) = 0;
   // Local lookup by reference or digest; NotFound if not pulled.

@@ -26,6 +26,7 @@ namespace {
 
 constexpr char kWhiteoutPrefix[] = ".wh.";
 constexpr char kOpaqueMarker[] = ".wh..wh..opq";
+constexpr char kMetaPrefix[] = ".wh..wh.";
 constexpr char kOpaqueXattr[] = "trusted.overlay.opaque";
 
 struct ArchiveFree {
@@ -156,6 +157,8 @@ class Unpacker {
       }
       return absl::OkStatus();
     }
+    // Other ".wh..wh." names are AUFS metadata (e.g. .wh..wh.plnk), not content.
+    if (absl::StartsWith(name, kMetaPrefix)) return absl::OkStatus();
     std::string target = name.substr(sizeof(kWhiteoutPrefix) - 1);
     if (target.empty() || target == "." || target == "..") {
       return Refuse(entry, "bad whiteout name");
@@ -219,6 +222,9 @@ class Unpacker {
     SKIFF_ASSIGN_OR_RETURN(std::vector<std::string> comps, Split(entry, entry));
     if (comps.empty()) return absl::OkStatus();  // "./": the layer root itself
     const std::string name = comps.back();
+    for (size_t i = 0; i + 1 < comps.size(); ++i) {
+      if (absl::StartsWith(comps[i], kMetaPrefix)) return absl::OkStatus();  // AUFS metadata
+    }
     SKIFF_ASSIGN_OR_RETURN(UniqueFd dir, OpenDir(comps, comps.size() - 1, true, entry));
     if (absl::StartsWith(name, kWhiteoutPrefix)) return Whiteout(dir.get(), name, entry);
 

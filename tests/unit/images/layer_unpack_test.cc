@@ -142,12 +142,16 @@ TEST_F(LayerUnpackTest, ConvertsOciWhiteoutsToOverlayForm) {
                                                          .File("var/cache/.wh..wh..opq", "")
                                                          .File("var/cache/new", "fresh")
                                                          .File(".wh.toplevel", "")
+                                                         .Dir(".wh..wh.plnk")
+                                                         .File(".wh..wh.plnk/123.456", "aufs")
                                                          .Finish()));
   struct stat wh = Lstat(dir + "/etc/removed.conf");
   EXPECT_TRUE(S_ISCHR(wh.st_mode));
   EXPECT_EQ(wh.st_rdev, makedev(0, 0));
   EXPECT_EQ(wh.st_uid, 0u);
   EXPECT_TRUE(S_ISCHR(Lstat(dir + "/toplevel").st_mode));
+  EXPECT_FALSE(std::filesystem::exists(dir + "/.wh..wh.plnk"));
+  EXPECT_FALSE(std::filesystem::exists(dir + "/.wh.plnk"));
   EXPECT_FALSE(
       std::filesystem::exists(std::filesystem::symlink_status(dir + "/etc/.wh.removed.conf")));
   char buf[8];
