@@ -107,6 +107,10 @@ absl::Status LaunchShim(const std::string& shim_binary, const v1::shim::ShimConf
   if (access(shim_binary.c_str(), X_OK) != 0) {
     return ErrnoStatus(errno, "access(", shim_binary, ", X_OK)");
   }
+  if (ShimClient::Connect(dir).ok()) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("state_dir (", dir, "): a skiff-shim already serves it"));
+  }
   SKIFF_RETURN_IF_ERROR(WriteMessageAtomically(StatePath(dir, kConfigFile), config));
   SKIFF_ASSIGN_OR_RETURN(pid_t shim_pid, SpawnDetached(shim_binary, dir));
   // The shim was reparented away from us; a pidfd tells when it exits.

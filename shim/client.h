@@ -29,7 +29,8 @@ namespace skiff::shim {
 // started (the instance is RUNNING). If the instance could not start, the shim records
 // EXITED/START_FAILED in status.pb and exits, and this returns FailedPrecondition
 // carrying that message (naming the failing step and path); if the shim itself failed,
-// Unavailable with the tail of its shim.log.
+// Unavailable with the tail of its shim.log. AlreadyExists (touching nothing) if a shim
+// already serves the state dir.
 absl::Status LaunchShim(const std::string& shim_binary, const v1::shim::ShimConfig& config,
                         absl::Duration timeout = absl::Seconds(10));
 

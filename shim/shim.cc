@@ -149,7 +149,7 @@ class Shim {
 
   // Lifecycle facts that decide the exit reason.
   bool stop_requested_ = false;
-  int64_t kill_deadline_ns_ = 0;  // monotonic-free: unix ns of the grace deadline
+  int64_t kill_deadline_ns_ = 0;  // unix ns when the grace ends (the timerfd is monotonic)
   bool killed_at_grace_ = false;
   bool probe_failed_ = false;
 
@@ -195,7 +195,21 @@ absl::Status Shim::Listen() {
   return Watch(listen_fd_.get(), kListenToken);
 }
 
+bool AnotherShimServes(const std::string& socket_path) {
+  sockaddr_un addr = {};
+  addr.sun_family = AF_UNIX;
+  if (socket_path.size() >= sizeof(addr.sun_path)) return false;
+  memcpy(addr.sun_path, socket_path.c_str(), socket_path.size() + 1);
+  UniqueFd fd(socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+  return fd && connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+}
+
 absl::Status Shim::Setup() {
+  // Never take over a live shim's state dir (its socket, status, console).
+  if (AnotherShimServes(Path(kSocketFile))) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("another skiff-shim already serves ", Path(kSocketFile)));
+  }
   status_.set_state(v1::shim::CREATING);
   status_.set_shim_pid(getpid());
   status_.set_created_unix_ns(NowNs());
@@ -569,7 +583,8 @@ int Shim::Run() {
   absl::Status st = Setup();
   if (!st.ok()) {
     Log("event=setup_failed error=\"", st.message(), "\"");
-    FailStart(st);  // status.pb (if the dir is writable) tells skiffd why
+    // status.pb (if the dir is writable) tells skiffd why, unless it is a live shim's.
+    if (!absl::IsAlreadyExists(st)) FailStart(st);
     return 1;
   }
   StartInstance();

@@ -246,6 +246,28 @@ TEST_F(ShimTest, InstanceSurvivesItsLauncherAndAnotherClientStopsIt) {
   EXPECT_THAT(ShimClient::Connect(state_.path()), StatusIs(absl::StatusCode::kUnavailable));
 }
 
+TEST_F(ShimTest, SecondLaunchIntoALiveStateDirIsRefusedAndChangesNothing) {
+  v1::shim::ShimConfig config = Config({"sleep", "1000"}, true);
+  SKIFF_ASSERT_OK(LaunchShim(ShimBinary(), config));
+  pid_t shim_pid = ShimPid();
+  std::string config_before = testbed::ReadTestFile(state_.path() + "/config.pb");
+  v1::shim::ShimConfig other = Config({"true"}, true);
+  EXPECT_THAT(LaunchShim(ShimBinary(), other),
+              StatusIs(absl::StatusCode::kAlreadyExists, HasSubstr(state_.path())));
+  EXPECT_EQ(testbed::ReadTestFile(state_.path() + "/config.pb"), config_before);
+  // Even a shim started by hand against the dir leaves the live one alone.
+  EXPECT_NE(system((ShimBinary() + " --state-dir " + state_.path() + " 2>/dev/null").c_str()), 0);
+  SKIFF_ASSERT_OK_AND_ASSIGN(std::unique_ptr<ShimClient> client,
+                             ShimClient::Connect(state_.path()));
+  SKIFF_ASSERT_OK_AND_ASSIGN(v1::shim::ShimStatus st, client->GetStatus());
+  EXPECT_EQ(st.state(), v1::shim::RUNNING);
+  EXPECT_EQ(st.shim_pid(), shim_pid);
+  SKIFF_ASSERT_OK(client->Stop(absl::ZeroDuration()));
+  SKIFF_ASSERT_OK_AND_ASSIGN(st, WaitExited(absl::Seconds(10)));
+  // Grace 0: SIGTERM and SIGKILL race; either way it was the Stop that ended it.
+  EXPECT_THAT(st.exit_reason(), ::testing::AnyOf(kStopped, kKilled));
+}
+
 TEST_F(ShimTest, IdleShimPrivateMemoryIsUnderThreeMiB) {
   absl::Time launch = absl::Now();
   SKIFF_ASSERT_OK(
