@@ -39,8 +39,11 @@ bool XattrAllowed(const std::string& name) {
 
 class Unpacker {
  public:
-  Unpacker(std::string digest, UniqueFd root, std::string dest)
-      : digest_(std::move(digest)), root_(std::move(root)), dest_(std::move(dest)) {}
+  Unpacker(std::string digest, UniqueFd root, std::string dest, const UnpackLimits& limits)
+      : digest_(std::move(digest)),
+        root_(std::move(root)),
+        dest_(std::move(dest)),
+        limits_(limits) {}
 
   absl::Status Run(const std::string& blob_path) {
     UniqueFd blob(open(blob_path.c_str(), O_RDONLY | O_CLOEXEC));
@@ -64,6 +67,18 @@ class Unpacker {
       }
       const char* raw = archive_entry_pathname(e);
       std::string path = raw ? raw : "";
+      if (++entries_ > limits_.max_entries) {
+        return absl::ResourceExhaustedError(
+            absl::StrCat("layer ", digest_, ": more than ", limits_.max_entries, " entries"));
+      }
+      if (archive_entry_filetype(e) == AE_IFREG && archive_entry_size(e) > 0) {
+        bytes_ += static_cast<uint64_t>(archive_entry_size(e));
+        if (bytes_ > limits_.max_bytes) {
+          return absl::ResourceExhaustedError(absl::StrCat("layer ", digest_, ": entry \"", path,
+                                                           "\": unpacked size exceeds ",
+                                                           limits_.max_bytes, " bytes"));
+        }
+      }
       SKIFF_RETURN_IF_ERROR(Entry(a.get(), e, path));
     }
     return absl::OkStatus();
@@ -300,6 +315,9 @@ class Unpacker {
   const std::string digest_;
   UniqueFd root_;
   const std::string dest_;
+  const UnpackLimits limits_;
+  uint64_t entries_ = 0;
+  uint64_t bytes_ = 0;
 };
 
 std::atomic<uint64_t> g_unpack_counter{0};
@@ -307,16 +325,16 @@ std::atomic<uint64_t> g_unpack_counter{0};
 }  // namespace
 
 absl::Status UnpackLayerInto(const std::string& blob_path, const std::string& layer_digest,
-                             const std::string& dest) {
+                             const std::string& dest, const UnpackLimits& limits) {
   UniqueFd root(open(dest.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
   if (!root) return ErrnoStatus(errno, "layer ", layer_digest, ": open(", dest, ")");
-  Unpacker unpacker(layer_digest, std::move(root), dest);
+  Unpacker unpacker(layer_digest, std::move(root), dest, limits);
   return unpacker.Run(blob_path);
 }
 
 absl::StatusOr<std::string> UnpackLayer(const std::string& blob_path,
                                         const std::string& layer_digest,
-                                        const std::string& layers_dir) {
+                                        const std::string& layers_dir, const UnpackLimits& limits) {
   SKIFF_RETURN_IF_ERROR(ValidateDigest(layer_digest));
   std::string final_dir = absl::StrCat(layers_dir, "/", DigestHex(layer_digest));
   struct stat st;
@@ -325,7 +343,7 @@ absl::StatusOr<std::string> UnpackLayer(const std::string& blob_path,
   if (mkdir(tmp.c_str(), 0755) != 0) return ErrnoStatus(errno, "mkdir(", tmp, ")");
   absl::Cleanup drop_tmp = [&tmp] { RemoveTree(tmp).IgnoreError(); };
   if (chmod(tmp.c_str(), 0755) != 0) return ErrnoStatus(errno, "chmod(", tmp, ")");
-  SKIFF_RETURN_IF_ERROR(UnpackLayerInto(blob_path, layer_digest, tmp));
+  SKIFF_RETURN_IF_ERROR(UnpackLayerInto(blob_path, layer_digest, tmp, limits));
   {
     UniqueFd fd(open(tmp.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!fd || syncfs(fd.get()) != 0) return ErrnoStatus(errno, "syncfs(", tmp, ")");

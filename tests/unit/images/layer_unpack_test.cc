@@ -43,10 +43,10 @@ class LayerUnpackTest : public ::testing::Test {
   void TearDown() override { SKIFF_EXPECT_OK(RemoveTree(root_)); }
 
   // Writes `tar` as a blob file and unpacks it; returns the layer dir.
-  absl::StatusOr<std::string> Unpack(const std::string& tar) {
+  absl::StatusOr<std::string> Unpack(const std::string& tar, const UnpackLimits& limits = {}) {
     std::string blob = root_ + "/blob-" + std::to_string(++n_);
     std::ofstream(blob, std::ios::binary) << tar;
-    return UnpackLayer(blob, Sha256Digest(tar), layers_);
+    return UnpackLayer(blob, Sha256Digest(tar), layers_, limits);
   }
 
   static std::string Read(const std::string& path) {
@@ -245,6 +245,23 @@ TEST_F(LayerUnpackTest, SharedLayerIsUnpackedOnceAndBadDataIsDataLoss) {
   EXPECT_THAT(Unpack("this is not a tar file at all, not even close......"),
               StatusIs(absl::StatusCode::kInvalidArgument));
   ExpectNoTempDirs();
+}
+
+TEST_F(LayerUnpackTest, DecompressionBombsHitTheLimits) {
+  // 64 MiB of zeros compress to ~64 KiB.
+  const std::string bomb =
+      TarBuilder(TarCompression::kGzip).File("zeros", std::string(64 << 20, '\0')).Finish();
+  ASSERT_LT(bomb.size(), 1u << 20);
+  EXPECT_THAT(Unpack(bomb, UnpackLimits{.max_bytes = 16 << 20, .max_entries = 100}),
+              StatusIs(absl::StatusCode::kResourceExhausted, HasSubstr("\"zeros\"")));
+  TarBuilder many(TarCompression::kGzip);
+  for (int i = 0; i < 200; ++i) many.File("f" + std::to_string(i), "");
+  EXPECT_THAT(Unpack(many.Finish(), UnpackLimits{.max_bytes = 1 << 20, .max_entries = 100}),
+              StatusIs(absl::StatusCode::kResourceExhausted, HasSubstr("100 entries")));
+  ExpectNoTempDirs();
+  // Within the limits the same layer unpacks.
+  SKIFF_ASSERT_OK_AND_ASSIGN(std::string dir, Unpack(bomb));
+  EXPECT_EQ(std::filesystem::file_size(dir + "/zeros"), 64u << 20);
 }
 
 }  // namespace
