@@ -173,6 +173,11 @@ std::string SourceDir() {
   return env != nullptr && *env != '\0' ? env : SKIFF_SOURCE_DIR_DEFAULT;
 }
 
+absl::StatusOr<HttpResponse> HttpGet(const std::string& url,
+                                     const std::vector<std::string>& headers) {
+  return HttpRequest(url, headers, /*head=*/false);
+}
+
 absl::Status RunCommand(const std::vector<std::string>& argv, const std::string& log_path) {
   SKIFF_ASSIGN_OR_RETURN(pid_t pid, Spawn(argv, log_path));
   bool exited = false;

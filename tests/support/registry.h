@@ -76,6 +76,11 @@ class LocalRegistry {
   pid_t pid_ = -1;
 };
 
+// Plain HTTP GET of `url` (no proxy; 2 s connect timeout, 60 s overall). Unavailable if
+// the request fails below HTTP (connect, timeout), naming the URL.
+absl::StatusOr<HttpResponse> HttpGet(const std::string& url,
+                                     const std::vector<std::string>& headers = {});
+
 // The source tree: $SKIFF_SOURCE_DIR (set by skiff_add_test), else the configure-time path.
 std::string SourceDir();
 
