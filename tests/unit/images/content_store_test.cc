@@ -141,24 +141,32 @@ TEST_F(ContentStoreTest, ConcurrentEnsuresAreCoalesced) {
   EXPECT_EQ(calls, 1);
   // A failing fetch is reported to every waiter, and a later call tries again.
   const std::string other = Sha256Digest("other");
-  std::atomic<int> failing_calls = 0;
+  // The fetch is held until every thread has started and had time to queue behind it,
+  // so the count does not depend on scheduling on a loaded machine.
+  std::atomic<int> failing_calls = 0, started = 0;
+  std::atomic<bool> release = false;
   auto failing = [&](ByteSink&) {
     ++failing_calls;
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    while (!release) std::this_thread::sleep_for(std::chrono::milliseconds(5));
     return absl::UnavailableError("registry down");
   };
   threads.clear();
   std::atomic<int> unavailable = 0;
   for (int i = 0; i < 4; ++i) {
     threads.emplace_back([&] {
+      ++started;
       if (store_->Ensure(other, 5, failing).status().code() == absl::StatusCode::kUnavailable) {
         ++unavailable;
       }
     });
   }
+  while (started < 4) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  release = true;
   for (auto& t : threads) t.join();
   EXPECT_EQ(unavailable, 4);
   EXPECT_EQ(failing_calls, 1);
+  release = true;
   EXPECT_THAT(store_->Ensure(other, 5, failing), StatusIs(absl::StatusCode::kUnavailable));
   EXPECT_EQ(failing_calls, 2);
 }
