@@ -17,7 +17,8 @@
 #
 # Layouts are cached under ${SKIFF_CACHE:-/var/cache/skiff}/images/<key>/<name> (or
 # ~/.cache/skiff when /var/cache/skiff is not writable), where
-# <key> hashes this script and the busybox binary; big's data layers are cached separately
+# <key> hashes this script and the busybox binary (other keys are dropped after an hour);
+# big's data layers are cached separately
 # (they depend only on their recipe). A re-run pushes from the cache in seconds.
 set -euo pipefail
 umask 022
@@ -472,11 +473,11 @@ build_all() {
 # One builder at a time per cache (tests and the demo may run this concurrently).
 exec 9>"$CACHE_ROOT/.lock"
 flock 9
-# Drop layouts built by other versions of this script (big's data layers are kept).
-for d in "$CACHE_ROOT"/*/; do
-  d="${d%/}"
+# Drop layouts built by other versions of this script an hour ago or more (a concurrent
+# run of another version may still be pushing from a newer one); big's data layers stay.
+while IFS= read -r d; do
   [[ "${d##*/}" =~ ^[0-9a-f]{16}$ && "${d##*/}" != "$KEY" ]] && rm -rf "$d"
-done
+done < <(find "$CACHE_ROOT" -mindepth 1 -maxdepth 1 -type d -mmin +60)
 build_all
 flock -u 9
 
