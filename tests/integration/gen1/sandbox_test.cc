@@ -16,6 +16,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "sandbox/common/unique_fd.h"
+#include "sandbox/gen1/capabilities.h"
 #include "tests/integration/gen1/testbed.h"
 #include "tests/support/host_state.h"
 #include "tests/support/status_matchers.h"
@@ -251,6 +252,25 @@ TEST_F(Gen1SandboxTest, RunsInItsCgroup) {
   EXPECT_FALSE(exit.reported);
   EXPECT_TRUE(WIFSIGNALED(exit.wait_status));
   SKIFF_EXPECT_OK(sandbox_->Destroy());
+}
+
+TEST_F(Gen1SandboxTest, CgroupNamespaceIsRootedAtTheInstance) {
+  std::string out = RunScript("cat /proc/self/cgroup");
+  std::vector<std::string> lines = Lines(out);
+  ASSERT_FALSE(lines.empty());
+  for (const std::string& line : lines) {
+    EXPECT_THAT(line, Not(HasSubstr(names_.cgroup_path))) << out;
+    EXPECT_TRUE(line.size() >= 2 && line.substr(line.size() - 2) == ":/") << line;
+  }
+}
+
+TEST_F(Gen1SandboxTest, RootAppHasExactlyTheDefaultCapabilities) {
+  SKIFF_ASSERT_OK_AND_ASSIGN(CapabilitySet caps, CapabilitySet::Default());
+  char want[17];
+  snprintf(want, sizeof(want), "%016llx", static_cast<unsigned long long>(caps.mask()));
+  std::string out = RunScript("grep -E '^Cap(Eff|Bnd|Amb)' /proc/self/status");
+  EXPECT_EQ(out, "CapEff:\t" + std::string(want) + "\nCapBnd:\t" + std::string(want) +
+                     "\nCapAmb:\t0000000000000000\n");
 }
 
 TEST_F(Gen1SandboxTest, InitKeepsOnlyCapKill) {

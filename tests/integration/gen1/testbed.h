@@ -61,8 +61,9 @@ class HostSnapshot {
 };
 
 // The shared HostState snapshot (tests/support/host_state.h), restricted to what these
-// tests create ("skiff-gen1-test-*" cgroups), and its diff reduced to "leaked ..." lines:
-// other suites running concurrently on a dev machine may remove their own things.
+// tests create ("skiff-gen1-test-*" cgroups), and its diff reduced to "leaked ..." lines
+// (and, for links, to ours, "skt*"): other suites running concurrently on a dev machine
+// add and remove their own things.
 ::skiff::testing::HostStateOptions HostStateOptionsForTests();
 std::string LeakedLines(const std::string& diff);
 
