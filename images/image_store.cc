@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <ctime>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -335,16 +336,28 @@ class ImageStoreImpl : public ImageStore {
     };
     report("resolving");
     // A digest reference already present needs no registry.
+    // The progress callback is never called with mu_ held (it may call back into the store).
+    auto cached = [&](const Image& img) {
+      p.manifest_digest = img.manifest_digest;
+      p.layers_total = p.layers_done = static_cast<uint32_t>(img.layer_dirs.size());
+      p.total_bytes = p.done_bytes = img.size_bytes;
+      report("done");
+      return img;
+    };
     if (!ref.digest.empty()) {
-      absl::MutexLock lock(&mu_);
-      if (auto it = images_.find(ref.digest); it != images_.end()) {
-        bool complete = std::all_of(it->second.layers.begin(), it->second.layers.end(),
-                                    [&](const std::string& l) { return LayerUnpacked(l); });
-        if (complete) {
-          SKIFF_RETURN_IF_ERROR(AddReferenceLocked(it->second, ref));
-          return ToImage(it->second);
+      std::optional<Image> found;
+      {
+        absl::MutexLock lock(&mu_);
+        if (auto it = images_.find(ref.digest); it != images_.end()) {
+          bool complete = std::all_of(it->second.layers.begin(), it->second.layers.end(),
+                                      [&](const std::string& l) { return LayerUnpacked(l); });
+          if (complete) {
+            SKIFF_RETURN_IF_ERROR(AddReferenceLocked(it->second, ref));
+            found = ToImage(it->second);
+          }
         }
       }
+      if (found) return cached(*found);
     }
     // A tag already pulled: a HEAD tells whether it still points at the same image.
     if (ref.digest.empty()) {
@@ -355,19 +368,19 @@ class ImageStoreImpl : public ImageStore {
       }
       if (!known.empty()) {
         SKIFF_ASSIGN_OR_RETURN(std::string current, registry_.HeadManifest(ref, ref.tag));
-        absl::MutexLock lock(&mu_);
-        auto it = images_.find(known);
-        if (current == known && it != images_.end() &&
-            std::all_of(it->second.layers.begin(), it->second.layers.end(),
-                        [&](const std::string& l) { return LayerUnpacked(l); })) {
-          it->second.pulled_unix_s = static_cast<int64_t>(time(nullptr));
-          SKIFF_RETURN_IF_ERROR(AddReferenceLocked(it->second, ref));
-          p.manifest_digest = known;
-          p.layers_total = p.layers_done = static_cast<uint32_t>(it->second.layers.size());
-          p.total_bytes = p.done_bytes = it->second.size_bytes;
-          report("done");
-          return ToImage(it->second);
+        std::optional<Image> found;
+        {
+          absl::MutexLock lock(&mu_);
+          auto it = images_.find(known);
+          if (current == known && it != images_.end() &&
+              std::all_of(it->second.layers.begin(), it->second.layers.end(),
+                          [&](const std::string& l) { return LayerUnpacked(l); })) {
+            it->second.pulled_unix_s = static_cast<int64_t>(time(nullptr));
+            SKIFF_RETURN_IF_ERROR(AddReferenceLocked(it->second, ref));
+            found = ToImage(it->second);
+          }
         }
+        if (found) return cached(*found);
       }
     }
     SKIFF_ASSIGN_OR_RETURN(FetchedManifest top, FetchManifest(ref, ref.TagOrDigest(), rec));
