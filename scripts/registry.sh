@@ -43,7 +43,7 @@ fi
 
 # True if /v2/ on 127.0.0.1:$1 answers 200.
 answers() {
-  [[ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$1/v2/")" == 200 ]]
+  [[ "$(curl -s --noproxy '*' -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$1/v2/")" == 200 ]]
 }
 
 # True if a TCP listener is bound to the port on any local address.
