@@ -331,7 +331,10 @@ absl::StatusOr<std::unique_ptr<Gen1Sandbox>> Gen1Sandbox::Start(const SandboxSpe
   std::unique_ptr<Gen1Sandbox> sb(new Gen1Sandbox);
   SKIFF_ASSIGN_OR_RETURN(CgroupRoots roots, CgroupRoots::Detect());
   SKIFF_ASSIGN_OR_RETURN(sb->cgroup_, Cgroup::Create(roots, spec.cgroup_path, spec.limits));
-  if (mkdir(prep->layer_dir.c_str(), 0700) != 0) {
+  // A crashed predecessor may have left the (empty) mount point: reuse it.
+  if (mkdir(prep->layer_dir.c_str(), 0700) != 0 &&
+      (errno != EEXIST || rmdir(prep->layer_dir.c_str()) != 0 ||
+       mkdir(prep->layer_dir.c_str(), 0700) != 0)) {
     return ErrnoStatus(errno, "mkdir(", prep->layer_dir, ")");
   }
   sb->layer_dir_ = prep->layer_dir;

@@ -5,6 +5,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -287,6 +288,12 @@ TEST_F(Gen1SandboxTest, InitForwardsSigtermToTheApp) {
   ASSERT_TRUE(WIFSIGNALED(exit.wait_status));
   EXPECT_EQ(WTERMSIG(exit.wait_status), SIGTERM);
   SKIFF_EXPECT_OK(sandbox_->Destroy());
+}
+
+TEST_F(Gen1SandboxTest, StaleEmptyRootfsDirFromACrashIsReused) {
+  ASSERT_EQ(mkdir((run_.path() + "/rootfs").c_str(), 0700), 0);
+  AppExit exit;
+  EXPECT_EQ(RunScript("echo ok", &exit), "ok\n");
 }
 
 TEST_F(Gen1SandboxTest, MissingLowerDirFailsNamingTheField) {
