@@ -155,7 +155,7 @@ int Run() {
   grpc::ServerBuilder builder;
   builder.AddListeningPort(absl::StrCat("unix:", socket_path), grpc::InsecureServerCredentials());
   builder.RegisterService(&service);
-  const mode_t old_umask = umask(0077);  // the socket is created 0600
+  const mode_t old_umask = umask(0177);  // the socket is created 0600
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   umask(old_umask);
   if (server == nullptr) {

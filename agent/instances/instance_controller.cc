@@ -194,6 +194,11 @@ absl::StatusOr<v1::Instance> InstanceController::Create(std::string id, v1::Inst
   absl::StatusOr<std::unique_ptr<ShimConnection>> conn = runtime_->Connect(dir);
   absl::StatusOr<v1::shim::ShimStatus> status =
       conn.ok() ? (*conn)->GetStatus() : absl::StatusOr<v1::shim::ShimStatus>(conn.status());
+  if (!status.ok()) {
+    // A short job may have finished and its shim exited already: its file says so.
+    absl::StatusOr<v1::shim::ShimStatus> recorded = runtime_->ReadStatusFile(dir);
+    if (recorded.ok() && recorded->state() == v1::shim::EXITED) status = std::move(recorded);
+  }
   std::unique_ptr<CpuQuota> quota;
   if (status.ok() && status->state() != v1::shim::EXITED) {
     absl::StatusOr<std::unique_ptr<CpuQuota>> q = runtime_->OpenCpuQuota(config.cgroup_path());
@@ -215,7 +220,7 @@ absl::StatusOr<v1::Instance> InstanceController::Create(std::string id, v1::Inst
   rec->host_ip = ip.host_ip;
   rec->holds_resources = true;
   rec->cpu_quota = std::move(quota);
-  rec->watch_conn = std::move(*conn);
+  if (conn.ok()) rec->watch_conn = std::move(*conn);
   std::move(unuse_image).Cancel();
   std::move(release_ip).Cancel();
   std::move(remove_dir).Cancel();

@@ -197,6 +197,13 @@ class FakeRuntime : public InstanceRuntime {
     start_state_ = s;
   }
 
+  // The next launched shim runs to completion and exits before anyone connects, leaving
+  // `final_status` in its status file (a short job).
+  void FinishOnNextLaunch(v1::shim::ShimStatus final_status) {
+    absl::MutexLock lock(&mu_);
+    finish_on_launch_ = std::move(final_status);
+  }
+
   absl::Status Launch(const v1::shim::ShimConfig& config) override {
     absl::MutexLock lock(&mu_);
     ++launches_;
@@ -213,6 +220,10 @@ class FakeRuntime : public InstanceRuntime {
     if (start_state_ == v1::shim::READY) st.set_ready_unix_ns(now);
     shim->Set(st);
     shims_[config.state_dir()] = shim;
+    if (finish_on_launch_.has_value()) {
+      file_status_[config.state_dir()] = *std::exchange(finish_on_launch_, std::nullopt);
+      shim->Vanish();
+    }
     return absl::OkStatus();
   }
   absl::StatusOr<std::unique_ptr<ShimConnection>> Connect(const std::string& state_dir) override {
@@ -264,6 +275,7 @@ class FakeRuntime : public InstanceRuntime {
   mutable absl::Mutex mu_;
   absl::Status next_launch_error_ ABSL_GUARDED_BY(mu_);
   v1::shim::State start_state_ ABSL_GUARDED_BY(mu_) = v1::shim::RUNNING;
+  std::optional<v1::shim::ShimStatus> finish_on_launch_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::shared_ptr<FakeShim>> shims_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, v1::shim::ShimStatus> file_status_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> opened_quotas_ ABSL_GUARDED_BY(mu_);

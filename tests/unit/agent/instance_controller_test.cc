@@ -311,6 +311,26 @@ TEST_F(InstanceControllerTest, ShimVanishingGivesRecordedExitOrLost) {
   EXPECT_EQ(pool_->in_use(), 0u);
 }
 
+TEST_F(InstanceControllerTest, JobThatFinishedBeforeCreateReturnedIsCreatedAndExited) {
+  auto sub = bus_.Subscribe("");
+  v1::shim::ShimStatus done;
+  done.set_state(v1::shim::EXITED);
+  done.set_started_unix_ns(1);
+  done.set_exit_code(7);
+  done.set_exit_reason(v1::COMPLETED);
+  runtime_.FinishOnNextLaunch(done);
+  v1::InstanceSpec spec = Spec();
+  spec.set_kind(v1::JOB);
+  SKIFF_ASSERT_OK_AND_ASSIGN(v1::Instance inst, controller_->Create("quick", spec));
+  EXPECT_EQ(inst.state(), v1::EXITED);
+  EXPECT_EQ(inst.exit().code(), 7);
+  EXPECT_THAT(Drain(*sub), ElementsAre(v1::Event::CREATED, v1::Event::STARTED, v1::Event::EXITED));
+  EXPECT_EQ(pool_->in_use(), 0u);
+  EXPECT_EQ(controller_->GetNode().vcpus_milli_allocated(), 0u);
+  EXPECT_EQ(images_.users(digest_), 0);
+  SKIFF_EXPECT_OK(controller_->Delete("quick", false));
+}
+
 TEST_F(InstanceControllerTest, ListFiltersByLabelsSortedById) {
   v1::InstanceSpec a = Spec();
   (*a.mutable_labels())["rev"] = "1";

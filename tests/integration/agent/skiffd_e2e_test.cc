@@ -1,0 +1,390 @@
+// End to end: the real skiffd binary with the real skiff-shim, pulling from a real local
+// registry (docker-registry) and running gen1 instances; driven over gRPC like the
+// scheduler does. Checks the host is left as it was (mounts, cgroups, links).
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <grpcpp/grpcpp.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "skiff/v1/agent.grpc.pb.h"
+#include "tests/support/host_state.h"
+#include "tests/support/registry.h"
+#include "tests/support/status_matchers.h"
+#include "tests/unit/agent/agent_fakes.h"
+
+namespace skiff::agent {
+namespace {
+
+using skiff::testing::HostState;
+using skiff::testing::LocalRegistry;
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+// A pool no other test uses, so veth names (sk-0ad5....) identify this test's links.
+constexpr char kIpPool[] = "10.213.0.0/24";
+constexpr char kVethPrefix[] = "sk-0ad500";
+
+std::string BuildDir() {
+  const char* d = getenv("SKIFF_BUILD_DIR");
+  return d != nullptr ? d : ".";
+}
+
+// GET / from ip:port over plain TCP; the response (headers + body) or an error.
+absl::StatusOr<std::string> HttpGet(const std::string& ip, uint32_t port) {
+  UniqueFd fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in addr = {};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  inet_pton(AF_INET, ip.c_str(), &addr.sin_addr);
+  timeval tv = {3, 0};
+  setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+  if (connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    return absl::UnavailableError(absl::StrCat("connect(", ip, ":", port, "): ", strerror(errno)));
+  }
+  const std::string req = "GET / HTTP/1.0\r\nHost: x\r\n\r\n";
+  if (write(fd.get(), req.data(), req.size()) != static_cast<ssize_t>(req.size())) {
+    return absl::UnavailableError("write");
+  }
+  std::string resp;
+  char buf[4096];
+  ssize_t n;
+  while ((n = read(fd.get(), buf, sizeof(buf))) > 0) resp.append(buf, static_cast<size_t>(n));
+  return resp;
+}
+
+class SkiffdE2eTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    auto reg = LocalRegistry::Start();
+    ASSERT_TRUE(reg.ok()) << reg.status();
+    registry_ = reg->release();
+    absl::Status pushed =
+        registry_->PushExampleImages({"hello", "sigterm-ignorer", "sigterm-handler", "job"});
+    ASSERT_TRUE(pushed.ok()) << pushed;
+  }
+  static void TearDownTestSuite() {
+    delete registry_;
+    registry_ = nullptr;
+  }
+
+  void SetUp() override {
+    ASSERT_NE(registry_, nullptr);
+    before_ = *HostState::Capture();
+    state_dir_ = tmp_.path() + "/state";
+    socket_ = tmp_.path() + "/skiffd.sock";
+    StartSkiffd();
+  }
+
+  void TearDown() override {
+    // Whatever a failed test left: stop and delete every instance through the API.
+    if (stub_ != nullptr) {
+      grpc::ClientContext ctx;
+      v1::ListInstancesResponse list;
+      if (stub_->ListInstances(&ctx, v1::ListInstancesRequest(), &list).ok()) {
+        for (const auto& inst : list.instances()) {
+          grpc::ClientContext dctx;
+          v1::DeleteInstanceRequest req;
+          req.set_instance_id(inst.id());
+          req.set_force(true);
+          v1::DeleteInstanceResponse resp;
+          EXPECT_TRUE(stub_->DeleteInstance(&dctx, req, &resp).ok()) << inst.id();
+        }
+      }
+    }
+    StopSkiffd();
+    auto after = HostState::Capture();
+    ASSERT_TRUE(after.ok());
+    EXPECT_EQ(OwnDiff(skiff::testing::DiffHostState(before_, *after)), "");
+  }
+
+  // Only the differences this test can cause: its state dir, its veths, its cgroups.
+  std::string OwnDiff(const std::string& diff) {
+    std::string out;
+    for (absl::string_view line : absl::StrSplit(diff, '\n')) {
+      const std::string l(line);
+      if (l.find(tmp_.path()) != std::string::npos || l.find(kVethPrefix) != std::string::npos ||
+          l.find("/skiff/e2e-") != std::string::npos) {
+        absl::StrAppend(&out, l, "\n");
+      }
+    }
+    return out;
+  }
+
+  void StartSkiffd() {
+    const std::string bin = BuildDir() + "/agent/skiffd";
+    std::vector<std::string> args = {bin,
+                                     "--socket",
+                                     socket_,
+                                     "--state-dir",
+                                     state_dir_,
+                                     "--image-root",
+                                     tmp_.path() + "/images",
+                                     "--insecure-registry",
+                                     registry_->address(),
+                                     "--ip-pool",
+                                     kIpPool,
+                                     "--node-vcpus-milli",
+                                     "2000",
+                                     "--node-memory-bytes",
+                                     std::to_string(2ull << 30)};
+    const std::string log = tmp_.path() + "/skiffd.log";
+    pid_ = fork();
+    if (pid_ == 0) {
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+      dup2(fd, 1);
+      dup2(fd, 2);
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      execv(bin.c_str(), argv.data());
+      _exit(127);
+    }
+    ASSERT_GT(pid_, 0);
+    struct stat st;
+    for (int i = 0; i < 200 && stat(socket_.c_str(), &st) != 0; ++i) {
+      absl::SleepFor(absl::Milliseconds(25));
+    }
+    ASSERT_EQ(stat(socket_.c_str(), &st), 0) << "skiffd did not start; see " << log;
+    EXPECT_EQ(st.st_mode & 0777, 0600u);
+    stub_ = v1::Agent::NewStub(
+        grpc::CreateChannel("unix:" + socket_, grpc::InsecureChannelCredentials()));
+  }
+
+  // SIGTERM: skiffd exits and leaves instances running.
+  void StopSkiffd() {
+    stub_.reset();
+    if (pid_ <= 0) return;
+    kill(pid_, SIGTERM);
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+    pid_ = -1;
+    struct stat st;
+    EXPECT_NE(stat(socket_.c_str(), &st), 0) << "socket not removed";
+  }
+
+  v1::InstanceSpec Spec(const std::string& image) {
+    v1::InstanceSpec spec;
+    spec.set_image(registry_->Reference(image));
+    spec.set_memory_bytes(64 << 20);
+    spec.set_vcpus_milli(500);
+    return spec;
+  }
+
+  // Creates `id` and waits (WatchEvents) until READY, or EXITED for a job.
+  absl::StatusOr<v1::Instance> CreateAndWait(const std::string& id, const v1::InstanceSpec& spec) {
+    grpc::ClientContext wctx;
+    v1::WatchEventsRequest wreq;
+    wreq.set_instance_id(id);
+    auto watch = stub_->WatchEvents(&wctx, wreq);
+    watch->WaitForInitialMetadata();
+    grpc::ClientContext ctx;
+    v1::CreateInstanceRequest req;
+    req.set_instance_id(id);
+    *req.mutable_spec() = spec;
+    v1::Instance inst;
+    grpc::Status st = stub_->CreateInstance(&ctx, req, &inst);
+    if (!st.ok()) {
+      wctx.TryCancel();
+      return absl::Status(static_cast<absl::StatusCode>(st.error_code()), st.error_message());
+    }
+    const bool job = spec.kind() == v1::JOB;
+    bool done = inst.state() == v1::EXITED || (!job && inst.state() == v1::READY);
+    v1::Event ev;
+    events_.clear();
+    while (!done && watch->Read(&ev)) {
+      events_.push_back(ev.type());
+      done = ev.type() == v1::Event::EXITED || (!job && ev.type() == v1::Event::READY);
+    }
+    wctx.TryCancel();
+    watch->Finish().IgnoreError();
+    return Get(id);
+  }
+
+  absl::StatusOr<v1::Instance> Get(const std::string& id) {
+    grpc::ClientContext ctx;
+    v1::GetInstanceRequest req;
+    req.set_instance_id(id);
+    v1::Instance inst;
+    grpc::Status st = stub_->GetInstance(&ctx, req, &inst);
+    if (!st.ok()) {
+      return absl::Status(static_cast<absl::StatusCode>(st.error_code()), st.error_message());
+    }
+    return inst;
+  }
+
+  absl::StatusOr<v1::Instance> Stop(const std::string& id, std::optional<int64_t> grace_ms) {
+    grpc::ClientContext ctx;
+    v1::StopInstanceRequest req;
+    req.set_instance_id(id);
+    if (grace_ms) {
+      req.mutable_grace()->set_seconds(*grace_ms / 1000);
+      req.mutable_grace()->set_nanos(static_cast<int32_t>(*grace_ms % 1000) * 1000000);
+    }
+    v1::Instance inst;
+    grpc::Status st = stub_->StopInstance(&ctx, req, &inst);
+    if (!st.ok()) {
+      return absl::Status(static_cast<absl::StatusCode>(st.error_code()), st.error_message());
+    }
+    return inst;
+  }
+
+  grpc::Status Delete(const std::string& id) {
+    grpc::ClientContext ctx;
+    v1::DeleteInstanceRequest req;
+    req.set_instance_id(id);
+    v1::DeleteInstanceResponse resp;
+    return stub_->DeleteInstance(&ctx, req, &resp);
+  }
+
+  std::vector<std::string> Logs(const std::string& id) {
+    grpc::ClientContext ctx;
+    v1::StreamLogsRequest req;
+    req.set_instance_id(id);
+    auto reader = stub_->StreamLogs(&ctx, req);
+    std::vector<std::string> lines;
+    v1::LogEntry e;
+    while (reader->Read(&e)) lines.push_back(e.line());
+    reader->Finish().IgnoreError();
+    return lines;
+  }
+
+  static LocalRegistry* registry_;
+  agent::testing::TempDir tmp_;
+  HostState before_;
+  std::string state_dir_;
+  std::string socket_;
+  pid_t pid_ = -1;
+  std::unique_ptr<v1::Agent::Stub> stub_;
+  std::vector<v1::Event::Type> events_;
+};
+
+LocalRegistry* SkiffdE2eTest::registry_ = nullptr;
+
+TEST_F(SkiffdE2eTest, HelloAnswersHttpThenStopsAndLeavesNothing) {
+  SKIFF_ASSERT_OK_AND_ASSIGN(v1::Instance inst, CreateAndWait("e2e-hello", Spec("hello")));
+  ASSERT_EQ(inst.state(), v1::READY) << inst.DebugString();
+  EXPECT_THAT(events_,
+              ::testing::ElementsAre(v1::Event::CREATED, v1::Event::STARTED, v1::Event::READY));
+  EXPECT_THAT(inst.ip(), StartsWith("10.213.0."));
+  SKIFF_ASSERT_OK_AND_ASSIGN(std::string resp, HttpGet(inst.ip(), inst.port()));
+  EXPECT_THAT(resp, HasSubstr("hello from skiff"));
+  // The instance's stdout (httpd -v logs the request) reaches StreamLogs.
+  absl::SleepFor(absl::Milliseconds(200));
+  bool logged = false;
+  for (const auto& l : Logs("e2e-hello")) logged |= l.find("response:200") != std::string::npos;
+  EXPECT_TRUE(logged);
+
+  const absl::Time t0 = absl::Now();
+  SKIFF_ASSERT_OK_AND_ASSIGN(inst, Stop("e2e-hello", std::nullopt));
+  EXPECT_EQ(inst.state(), v1::EXITED);
+  EXPECT_LT(absl::Now() - t0, absl::Seconds(5));  // httpd dies of SIGTERM at once
+  EXPECT_TRUE(Delete("e2e-hello").ok());
+  struct stat st;
+  EXPECT_NE(stat((state_dir_ + "/instances/e2e-hello").c_str(), &st), 0);
+}
+
+TEST_F(SkiffdE2eTest, RestartKeepsInstancesRunningAndStoppable) {
+  v1::InstanceSpec spec = Spec("sigterm-ignorer");
+  (*spec.mutable_labels())["service"] = "ign";
+  SKIFF_ASSERT_OK_AND_ASSIGN(v1::Instance inst, CreateAndWait("e2e-ign", spec));
+  ASSERT_EQ(inst.state(), v1::READY);
+  const int pid = inst.pid();
+  StopSkiffd();  // instances stay
+  EXPECT_EQ(kill(pid, 0), 0) << "instance died with skiffd";
+  StartSkiffd();
+  SKIFF_ASSERT_OK_AND_ASSIGN(v1::Instance again, Get("e2e-ign"));
+  EXPECT_EQ(again.state(), v1::READY);
+  EXPECT_EQ(again.pid(), pid);
+  EXPECT_EQ(again.ip(), inst.ip());
+  EXPECT_EQ(again.spec().labels().at("service"), "ign");
+  SKIFF_ASSERT_OK_AND_ASSIGN(std::string resp, HttpGet(again.ip(), again.port()));
+  EXPECT_THAT(resp, HasSubstr("hello from skiff"));
+  {
+    grpc::ClientContext ctx;
+    v1::Node node;
+    ASSERT_TRUE(stub_->GetNode(&ctx, v1::GetNodeRequest(), &node).ok());
+    EXPECT_EQ(node.vcpus_milli_allocated(), 500u);
+    EXPECT_EQ(node.instances_by_state().at("READY"), 1u);
+  }
+  // The ignorer is SIGKILLed when the 2 s grace ends.
+  const absl::Time t0 = absl::Now();
+  SKIFF_ASSERT_OK_AND_ASSIGN(v1::Instance stopped, Stop("e2e-ign", 2000));
+  const absl::Duration took = absl::Now() - t0;
+  EXPECT_EQ(stopped.exit().reason(), v1::KILLED);
+  EXPECT_EQ(stopped.exit().signal(), SIGKILL);
+  EXPECT_GE(took, absl::Milliseconds(1800));
+  EXPECT_LE(took, absl::Milliseconds(2600));
+  EXPECT_TRUE(Delete("e2e-ign").ok());
+}
+
+TEST_F(SkiffdE2eTest, JobRunsToCompletionWithTaskEnv) {
+  v1::InstanceSpec spec = Spec("job");
+  spec.set_kind(v1::JOB);
+  spec.set_task_index(2);
+  spec.set_task_count(3);
+  (*spec.mutable_env())["EXIT_CODE"] = "7";
+  SKIFF_ASSERT_OK_AND_ASSIGN(v1::Instance inst, CreateAndWait("e2e-job", spec));
+  ASSERT_EQ(inst.state(), v1::EXITED);
+  EXPECT_EQ(inst.exit().code(), 7);
+  EXPECT_EQ(inst.exit().reason(), v1::COMPLETED);
+  const std::vector<std::string> lines = Logs("e2e-job");
+  EXPECT_THAT(lines, ::testing::Contains("TASK_INDEX=2"));
+  EXPECT_THAT(lines, ::testing::Contains("TASK_COUNT=3"));
+  EXPECT_THAT(lines, ::testing::Contains("TASK_ATTEMPT=0"));
+  EXPECT_TRUE(Delete("e2e-job").ok());
+}
+
+TEST_F(SkiffdE2eTest, BadInputsNameTheFieldAndLeaveNothing) {
+  struct Case {
+    std::string image;
+    uint64_t memory;
+    absl::StatusCode code;
+    std::string substr;
+  };
+  const std::vector<Case> cases = {
+      {registry_->Reference("no-such-image"), 64 << 20, absl::StatusCode::kNotFound,
+       "no-such-image"},
+      {registry_->Reference("hello", "no-such-tag"), 64 << 20, absl::StatusCode::kNotFound,
+       "no-such-tag"},
+      {"127.0.0.1:1/skiff/hello:latest", 64 << 20, absl::StatusCode::kUnavailable, "127.0.0.1:1"},
+      {"Not A Reference", 64 << 20, absl::StatusCode::kInvalidArgument, "spec.image"},
+      {registry_->Reference("hello"), 0, absl::StatusCode::kInvalidArgument,
+       "spec.memory_bytes: must be > 0"},
+      {registry_->Reference("hello"), 8ull << 30, absl::StatusCode::kResourceExhausted,
+       "spec.memory_bytes: "},
+  };
+  for (const Case& c : cases) {
+    v1::InstanceSpec spec = Spec("hello");
+    spec.set_image(c.image);
+    spec.set_memory_bytes(c.memory);
+    auto inst = CreateAndWait("e2e-bad", spec);
+    EXPECT_THAT(inst, skiff::testing::StatusIs(c.code, HasSubstr(c.substr))) << c.image;
+    EXPECT_THAT(Get("e2e-bad"), skiff::testing::StatusIs(absl::StatusCode::kNotFound));
+    struct stat st;
+    EXPECT_NE(stat((state_dir_ + "/instances/e2e-bad").c_str(), &st), 0);
+  }
+  // Same id, different spec.
+  SKIFF_ASSERT_OK(CreateAndWait("e2e-dup", Spec("hello")));
+  SKIFF_EXPECT_OK(CreateAndWait("e2e-dup", Spec("hello")));
+  v1::InstanceSpec other = Spec("hello");
+  other.set_port(9000);
+  EXPECT_THAT(CreateAndWait("e2e-dup", other),
+              skiff::testing::StatusIs(absl::StatusCode::kAlreadyExists,
+                                       StartsWith("instance_id: e2e-dup")));
+}
+
+}  // namespace
+}  // namespace skiff::agent
