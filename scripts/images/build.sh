@@ -4,7 +4,7 @@
 #
 #   scripts/images/build.sh [--registry 127.0.0.1:PORT] [--only NAME[,NAME...]]... [--skip-big]
 #
-# Images: hello sigterm-handler sigterm-ignorer forker memhog multilayer job big
+# Images: hello sigterm-handler sigterm-ignorer forker memhog multilayer job multiarch big
 # (see docs/images-examples.md). Each is pushed as <registry>/skiff/<name>:latest;
 # hello is also pushed as skiff/hello:docker in Docker v2 schema 2 form.
 # Without --registry the images are only built; each image's OCI layout path is printed.
@@ -24,7 +24,7 @@ set -euo pipefail
 umask 022
 export LC_ALL=C
 
-ALL_IMAGES=(hello sigterm-handler sigterm-ignorer forker memhog multilayer job big)
+ALL_IMAGES=(hello sigterm-handler sigterm-ignorer forker memhog multilayer job multiarch big)
 BIG_LAYER_MIB="${SKIFF_BIG_LAYER_MIB:-150}"
 BIG_RECIPE="aes-128-ctr-v1"
 BUSYBOX="${SKIFF_BUSYBOX:-/bin/busybox}"
@@ -419,6 +419,53 @@ image_multilayer() {
     null "$ENV_DEFAULT" /
 }
 
+# multiarch: an OCI image index listing linux/arm64/v8 first and then linux/amd64, whose
+# amd64 entry is hello's manifest (same digest). The arm64 manifest has the same layers and
+# a config saying arm64: a client that does not select linux/amd64 gets the wrong image.
+image_multiarch() {
+  [[ -f "$KEY_DIR/hello/index.json" ]] || image_hello
+  begin_image multiarch
+  local hello="$KEY_DIR/hello" b
+  for b in "$hello"/blobs/sha256/*; do
+    ln -f "$b" "$OUT/blobs/sha256/" 2>/dev/null || cp "$b" "$OUT/blobs/sha256/"
+  done
+  local amd64_desc amd64_hex amd64_manifest amd64_config
+  amd64_desc="$(jq -c '.manifests[0] | del(.annotations)' "$hello/index.json")"
+  amd64_hex="$(jq -r '.digest | sub("^sha256:"; "")' <<<"$amd64_desc")"
+  amd64_manifest="$hello/blobs/sha256/$amd64_hex"
+  amd64_config="$hello/blobs/sha256/$(jq -r '.config.digest | sub("^sha256:"; "")' "$amd64_manifest")"
+  # The arm64 config and manifest.
+  local cfg="$OUT/config.tmp" man="$OUT/manifest.tmp" cfg_hex cfg_size man_hex man_size
+  jq -c '.architecture = "arm64" | .variant = "v8"' "$amd64_config" >"$cfg"
+  cfg_size="$(stat -c %s "$cfg")"
+  cfg_hex="$(blob_to_layout "$cfg")"
+  jq -c --arg d "sha256:$cfg_hex" --argjson s "$cfg_size" '.config.digest = $d | .config.size = $s' \
+    "$amd64_manifest" >"$man"
+  man_size="$(stat -c %s "$man")"
+  man_hex="$(blob_to_layout "$man")"
+  # The index.
+  local idx="$OUT/index.tmp" idx_hex idx_size
+  jq -cn --arg arm "sha256:$man_hex" --argjson arms "$man_size" --argjson amd "$amd64_desc" '{
+      schemaVersion: 2,
+      mediaType: "application/vnd.oci.image.index.v1+json",
+      manifests: [
+        {mediaType: "application/vnd.oci.image.manifest.v1+json", digest: $arm, size: $arms,
+         platform: {architecture: "arm64", os: "linux", variant: "v8"}},
+        ($amd + {platform: {architecture: "amd64", os: "linux"}})
+      ]
+    }' >"$idx"
+  idx_size="$(stat -c %s "$idx")"
+  idx_hex="$(blob_to_layout "$idx")"
+  jq -cn --arg d "sha256:$idx_hex" --argjson s "$idx_size" '{
+      schemaVersion: 2,
+      manifests: [{mediaType: "application/vnd.oci.image.index.v1+json", digest: $d, size: $s,
+                   annotations: {"org.opencontainers.image.ref.name": "latest"}}]
+    }' >"$OUT/index.json"
+  rm -rf "${KEY_DIR:?}/multiarch"
+  mv "$OUT" "$KEY_DIR/multiarch"
+  OUT=""
+}
+
 # big: base + www + two layers of BIG_LAYER_MIB MiB of AES-CTR keystream (incompressible,
 # reproducible: fixed key and IV), for pull benchmarks.
 build_big_data_layers() {
@@ -499,7 +546,11 @@ push() {  # LAYOUT DEST [skopeo flags]
 }
 for n in "${selected[@]}"; do
   dest="$registry/skiff/$n:latest"
-  push "$KEY_DIR/$n" "$dest"
+  if [[ "$n" == multiarch ]]; then
+    push "$KEY_DIR/$n" "$dest" --all  # the index and every manifest in it
+  else
+    push "$KEY_DIR/$n" "$dest"
+  fi
   digest="$(jq -r '.manifests[0].digest' "$KEY_DIR/$n/index.json")"
   echo "$dest $digest"
   if [[ "$n" == hello ]]; then

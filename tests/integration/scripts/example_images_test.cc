@@ -195,6 +195,41 @@ TEST_F(ExampleImagesTest, HelloIsAlsoPushedAsDockerSchema2) {
   EXPECT_EQ(LayerDigests(docker), LayerDigests(oci));
 }
 
+// multiarch is an OCI index: arm64/v8 listed first, then amd64 = hello's manifest.
+TEST_F(ExampleImagesTest, MultiarchIsAnIndexWhoseAmd64EntryIsHello) {
+  SKIFF_ASSERT_OK(registry_->PushExampleImages({"multiarch"}));
+  constexpr char kIndex[] = "application/vnd.oci.image.index.v1+json";
+  SKIFF_ASSERT_OK_AND_ASSIGN(HttpResponse r, registry_->Get("/v2/skiff/multiarch/manifests/latest",
+                                                            {std::string("Accept: ") + kIndex}));
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.headers["content-type"], kIndex);
+  EXPECT_EQ(r.headers["docker-content-digest"], Sha256Digest(r.body));
+  Json index = ParseJson(r.body);
+  ASSERT_TRUE(index.is_object()) << r.body;
+  EXPECT_EQ(index["mediaType"], kIndex);
+  ASSERT_EQ(index["manifests"].size(), 2u);
+  const Json& arm = index["manifests"][0];
+  const Json& amd = index["manifests"][1];
+  EXPECT_EQ(arm["platform"]["architecture"], "arm64");
+  EXPECT_EQ(arm["platform"]["variant"], "v8");
+  EXPECT_EQ(amd["platform"]["architecture"], "amd64");
+  EXPECT_EQ(amd["platform"]["os"], "linux");
+
+  SKIFF_ASSERT_OK_AND_ASSIGN(HttpResponse hello,
+                             registry_->Head("/v2/skiff/hello/manifests/latest",
+                                             {std::string("Accept: ") + kOciManifest}));
+  EXPECT_EQ(amd["digest"], hello.headers["docker-content-digest"]);
+
+  // Both entries are fetchable by digest from the multiarch repository.
+  Json arm_manifest = Manifest("multiarch", arm["digest"].get<std::string>());
+  Json amd_manifest = Manifest("multiarch", amd["digest"].get<std::string>());
+  ASSERT_TRUE(arm_manifest.is_object());
+  ASSERT_TRUE(amd_manifest.is_object());
+  EXPECT_EQ(LayerDigests(arm_manifest), LayerDigests(amd_manifest));
+  EXPECT_EQ(Config("multiarch", arm_manifest)["architecture"], "arm64");
+  EXPECT_EQ(Config("multiarch", amd_manifest)["architecture"], "amd64");
+}
+
 // Pulls multilayer with skopeo and unpacks it with umoci (independent implementations of
 // the OCI whiteout rules) and compares the result with docs/images-examples.md.
 TEST_F(ExampleImagesTest, MultilayerUnpacksToTheDocumentedTree) {
