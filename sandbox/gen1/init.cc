@@ -101,9 +101,8 @@ void RunInit(const ChildContext& ctx) {
   SKIFF_CHILD_STEP(ctx, Check(ChildStep::kSignalMask, sigprocmask(SIG_SETMASK, &all, nullptr)));
   // Dies with the shim instead of lingering.
   prctl(PR_SET_PDEATHSIG, SIGKILL);
-  SKIFF_CHILD_STEP(ctx, WaitRelease(ctx));
-  // Now in the instance's cgroup: make it the root of the cgroup namespace.
-  SKIFF_CHILD_STEP(ctx, Check(ChildStep::kUnshareCgroup, unshare(CLONE_NEWCGROUP)));
+  // The filesystem work overlaps with the parent's cgroup and veth steps (moving a task
+  // into a v1 cgroup waits for an RCU grace period, ~15 ms here).
   SKIFF_CHILD_STEP(ctx, Check(ChildStep::kSetHostname,
                               sethostname(ctx.hostname, __builtin_strlen(ctx.hostname))));
   SKIFF_CHILD_STEP(ctx, MountRootfs(ctx));
@@ -111,6 +110,10 @@ void RunInit(const ChildContext& ctx) {
   SKIFF_CHILD_STEP(ctx, MountProc());
   SKIFF_CHILD_STEP(ctx, MountSys());
   SKIFF_CHILD_STEP(ctx, WriteEtcFiles(ctx));
+  SKIFF_CHILD_STEP(ctx, WaitRelease(ctx));
+  // Now in the instance's cgroup, with eth0 moved in: make the cgroup the root of the
+  // cgroup namespace, configure the network.
+  SKIFF_CHILD_STEP(ctx, Check(ChildStep::kUnshareCgroup, unshare(CLONE_NEWCGROUP)));
   SKIFF_CHILD_STEP(ctx, ConfigureNetwork(ctx));
 
   pid_t app = static_cast<pid_t>(syscall(SYS_clone, SIGCHLD, nullptr, nullptr, nullptr, 0));
