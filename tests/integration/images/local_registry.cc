@@ -271,7 +271,13 @@ absl::StatusOr<std::string> PushManifest(const std::string& base_url, const std:
 
 absl::StatusOr<PushedImage> PushImage(const std::string& base_url, const std::string& repo,
                                       const std::string& tag, const std::vector<TestLayer>& layers,
-                                      const std::string& config_json, const PushAuth& auth) {
+                                      const std::string& config_json, const PushAuth& auth,
+                                      bool docker_media_types) {
+  const char* manifest_type = docker_media_types
+                                  ? "application/vnd.docker.distribution.manifest.v2+json"
+                                  : "application/vnd.oci.image.manifest.v1+json";
+  const char* config_type = docker_media_types ? "application/vnd.docker.container.image.v1+json"
+                                               : "application/vnd.oci.image.config.v1+json";
   PushedImage img;
   std::vector<std::string> diff_ids, descriptors;
   for (const TestLayer& l : layers) {
@@ -285,15 +291,12 @@ absl::StatusOr<PushedImage> PushImage(const std::string& base_url, const std::st
                                     config_json, R"(,"rootfs":{"type":"layers","diff_ids":[)",
                                     absl::StrJoin(diff_ids, ","), "]}}");
   SKIFF_ASSIGN_OR_RETURN(img.config_digest, PushBlob(base_url, repo, config, auth));
-  img.manifest = absl::StrCat(
-      R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",)",
-      R"("config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":")",
-      img.config_digest, R"(","size":)", config.size(), R"(},"layers":[)",
-      absl::StrJoin(descriptors, ","), "]}");
-  SKIFF_ASSIGN_OR_RETURN(
-      img.manifest_digest,
-      PushManifest(base_url, repo, tag, "application/vnd.oci.image.manifest.v1+json", img.manifest,
-                   auth));
+  img.manifest = absl::StrCat(R"({"schemaVersion":2,"mediaType":")", manifest_type,
+                              R"(","config":{"mediaType":")", config_type, R"(","digest":")",
+                              img.config_digest, R"(","size":)", config.size(), R"(},"layers":[)",
+                              absl::StrJoin(descriptors, ","), "]}");
+  SKIFF_ASSIGN_OR_RETURN(img.manifest_digest,
+                         PushManifest(base_url, repo, tag, manifest_type, img.manifest, auth));
   return img;
 }
 

@@ -94,10 +94,10 @@ struct PushedImage {
 };
 
 // Pushes layers, a linux/amd64 config (with `config_json` as its "config" object) and an
-// OCI manifest tagged `tag`.
+// OCI manifest (or, with `docker_media_types`, a Docker v2 manifest) tagged `tag`.
 absl::StatusOr<PushedImage> PushImage(const std::string& base_url, const std::string& repo,
                                       const std::string& tag, const std::vector<TestLayer>& layers,
                                       const std::string& config_json = "{}",
-                                      const PushAuth& auth = {});
+                                      const PushAuth& auth = {}, bool docker_media_types = false);
 
 }  // namespace skiff::images::testing

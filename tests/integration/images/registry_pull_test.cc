@@ -258,6 +258,53 @@ TEST_F(RegistryPullTest, ImageIndexSelectsLinuxAmd64) {
   EXPECT_THAT(img.references, ElementsAre(Ref("multiarch:latest")));
 }
 
+TEST_F(RegistryPullTest, DockerManifestListAndDockerV2Manifest) {
+  auto docker_layer = [](const char* arch) {
+    TarBuilder plain;
+    plain.File("arch", arch);
+    std::string tar = plain.Finish();
+    TarBuilder gz(TarCompression::kGzip);
+    gz.File("arch", arch);
+    return TestLayer{tar, gz.Finish(), "application/vnd.docker.image.rootfs.diff.tar.gzip"};
+  };
+  SKIFF_ASSERT_OK_AND_ASSIGN(PushedImage amd64,
+                             PushImage(registry_->base_url(), "dockerlist", "amd64",
+                                       {docker_layer("amd64")}, R"({"Cmd":["/bin/sh"]})", {},
+                                       /*docker_media_types=*/true));
+  SKIFF_ASSERT_OK_AND_ASSIGN(PushedImage arm, PushImage(registry_->base_url(), "dockerlist", "arm",
+                                                        {docker_layer("arm")}, "{}", {}, true));
+  auto entry = [](const PushedImage& p, const char* arch) {
+    return std::string(
+               R"({"mediaType":"application/vnd.docker.distribution.manifest.v2+json","digest":")") +
+           p.manifest_digest + R"(","size":)" + std::to_string(p.manifest.size()) +
+           R"(,"platform":{"os":"linux","architecture":")" + arch + R"("}})";
+  };
+  std::string list =
+      R"({"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.list.v2+json",)"
+      R"("manifests":[)" +
+      entry(arm, "arm") + "," + entry(amd64, "amd64") + "]}";
+  SKIFF_ASSERT_OK(PushManifest(registry_->base_url(), "dockerlist", "latest",
+                               "application/vnd.docker.distribution.manifest.list.v2+json", list));
+  SKIFF_ASSERT_OK_AND_ASSIGN(Image img, store_->Pull(Ref("dockerlist"), nullptr));
+  EXPECT_EQ(img.manifest_digest, amd64.manifest_digest);
+  EXPECT_THAT(img.config.cmd, ElementsAre("/bin/sh"));
+  ASSERT_EQ(img.layer_dirs.size(), 1u);
+  EXPECT_EQ(Read(img.layer_dirs[0] + "/arch"), "amd64");
+  // The Docker v2 manifest directly, by tag.
+  SKIFF_ASSERT_OK_AND_ASSIGN(Image direct, store_->Pull(Ref("dockerlist:arm"), nullptr));
+  EXPECT_EQ(Read(direct.layer_dirs[0] + "/arch"), "arm");
+  // An index without linux/amd64 is NotFound naming what it has.
+  std::string arm_only =
+      R"({"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.list.v2+json",)"
+      R"("manifests":[)" +
+      entry(arm, "arm") + "]}";
+  SKIFF_ASSERT_OK(PushManifest(registry_->base_url(), "dockerlist", "armonly",
+                               "application/vnd.docker.distribution.manifest.list.v2+json",
+                               arm_only));
+  EXPECT_THAT(store_->Pull(Ref("dockerlist:armonly"), nullptr),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("linux/arm")));
+}
+
 TEST_F(RegistryPullTest, SharedLayerIsUnpackedOnceAndRemovalKeepsWhatOthersUse) {
   TestLayer shared = Layer(TarCompression::kGzip, [](TarBuilder& t) { t.File("shared", "base"); });
   SKIFF_ASSERT_OK_AND_ASSIGN(
