@@ -16,6 +16,7 @@
 #include <cerrno>
 
 #include "sandbox/gen1/child_steps.h"
+#include "sandbox/gen1/seccomp_policy.h"
 
 namespace skiff::gen1 {
 
@@ -53,13 +54,17 @@ void WriteExitRecord(int fd, int wait_status) {
   }
 }
 
-// Best effort: the init works the same without it (it never execs).
-void KeepOnlyCapKill() {
+// After the app is forked the init needs only to wait, signal and write. Best effort:
+// it works the same without these (it never execs), they only shrink what a process
+// that took it over could do. Not dumpable: the app, even as root, cannot read or write
+// /proc/1/mem (a copy of the shim's memory) or ptrace it.
+void ReduceInitPrivileges(const ChildContext& ctx) {
+  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
   __user_cap_data_struct data[2] = {};
   data[0].effective = data[0].permitted = 1u << CAP_KILL;
   syscall(SYS_capset, &header, data);
-  prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+  InstallSeccompProgram(*ctx.seccomp);  // also sets no_new_privs
 }
 
 bool IsForwarded(int sig) {
@@ -125,7 +130,7 @@ void RunInit(const ChildContext& ctx) {
   // app running as another user).
   const int keep[] = {ctx.exit_fd};
   CloseFdsExcept(keep, 1);
-  KeepOnlyCapKill();
+  ReduceInitPrivileges(ctx);
   Supervise(ctx, app, all);
 }
 

@@ -274,9 +274,13 @@ TEST_F(Gen1SandboxTest, RootAppHasExactlyTheDefaultCapabilities) {
                      "\nCapAmb:\t0000000000000000\n");
 }
 
-TEST_F(Gen1SandboxTest, InitKeepsOnlyCapKill) {
-  std::string out = RunScript("grep -E '^Cap(Eff|Prm)' /proc/1/status");
-  EXPECT_EQ(out, "CapPrm:\t0000000000000020\nCapEff:\t0000000000000020\n");
+TEST_F(Gen1SandboxTest, InitKeepsOnlyCapKillIsFilteredAndNotDumpable) {
+  std::string out = RunScript(
+      "sleep 0.1; grep -E '^(Cap(Eff|Prm)|NoNewPrivs|Seccomp):' /proc/1/status; "
+      "head -c 1 /proc/1/environ >/dev/null 2>&1 || echo environ-denied");
+  EXPECT_EQ(out,
+            "CapPrm:\t0000000000000020\nCapEff:\t0000000000000020\nNoNewPrivs:\t1\n"
+            "Seccomp:\t2\nenviron-denied\n");
 }
 
 TEST_F(Gen1SandboxTest, InitForwardsSigtermToTheApp) {
