@@ -1,6 +1,7 @@
 #include "agent/api/agent_service.h"
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "agent/api/grpc_status.h"
 #include "agent/instances/console_log_reader.h"
 #include "agent/instances/instance_id.h"
@@ -162,9 +163,12 @@ grpc::Status AgentService::StreamLogs(grpc::ServerContext* ctx, const v1::Stream
 grpc::Status AgentService::PullImage(grpc::ServerContext* ctx, const v1::PullImageRequest* req,
                                      grpc::ServerWriter<v1::PullProgress>* writer) {
   if (absl::Status st = CheckImageRef(req->image()); !st.ok()) return ToGrpcStatus(st);
+  // The store may report progress from several fetch threads; writes are serialized.
+  absl::Mutex write_mu;
   bool client_gone = false;
   absl::StatusOr<images::Image> image =
       images_->Pull(req->image(), [&](const images::PullProgress& p) {
+        absl::MutexLock lock(&write_mu);
         if (client_gone || ctx->IsCancelled()) return;
         if (!writer->Write(ToProto(req->image(), p))) client_gone = true;
       });

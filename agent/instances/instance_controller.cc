@@ -55,18 +55,21 @@ InstanceController::InstanceController(ControllerOptions options, images::ImageS
 InstanceController::~InstanceController() { Shutdown(); }
 
 void InstanceController::Shutdown() {
-  std::vector<std::shared_ptr<Record>> records;
+  // Each watcher thread object is moved out under mu_, so exactly one caller (this or
+  // Delete) joins it.
+  std::vector<std::pair<std::shared_ptr<Record>, std::thread>> watchers;
   {
     absl::MutexLock lock(&mu_);
     shutting_down_ = true;
-    for (auto& [id, rec] : instances_) records.push_back(rec);
+    for (auto& [id, rec] : instances_) {
+      if (rec->watcher.joinable()) watchers.emplace_back(rec, std::move(rec->watcher));
+    }
   }
-  for (auto& rec : records) {
-    if (!rec->watcher.joinable()) continue;
+  for (auto& [rec, thread] : watchers) {
     if (rec->watch_conn != nullptr && rec->watch_conn->Cancel()) {
-      rec->watcher.join();
+      thread.join();
     } else {
-      rec->watcher.detach();  // blocked in a shim read; ends with the process
+      thread.detach();  // blocked in a shim read; ends with the process
     }
   }
 }
@@ -325,6 +328,7 @@ absl::StatusOr<v1::Instance> InstanceController::Stop(const std::string& id,
 
 absl::Status InstanceController::Delete(const std::string& id, bool force) {
   std::shared_ptr<Record> rec;
+  std::thread watcher;
   {
     absl::MutexLock lock(&mu_);
     auto it = instances_.find(id);
@@ -345,8 +349,9 @@ absl::Status InstanceController::Delete(const std::string& id, bool force) {
     }
     rec = it->second;
     instances_.erase(it);
+    watcher = std::move(rec->watcher);
   }
-  if (rec->watcher.joinable()) rec->watcher.join();
+  if (watcher.joinable()) watcher.join();
   return Annotate(RemoveStateDir(rec->dir), absl::StrCat("delete instance ", id));
 }
 

@@ -17,7 +17,8 @@ struct InstanceController::Record {
   std::string host_ip;                  // host end of its /31 pair
   bool holds_resources = false;         // capacity, IP pair, image user
   std::unique_ptr<CpuQuota> cpu_quota;  // kept for the ingress's CPU throttle
-  // Written by the thread that starts the watcher, then used only by it.
+  // watch_conn: set before the watcher starts, then used only by it (and Cancel()).
+  // watcher: guarded by mu_; moved out by whoever joins it (Delete or Shutdown).
   std::unique_ptr<ShimConnection> watch_conn;
   std::thread watcher;
 };
