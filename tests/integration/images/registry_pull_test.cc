@@ -378,6 +378,9 @@ TEST_F(RegistryPullTest, UnknownTagOrRepositoryIsNotFoundNamingTheReference) {
               StatusIs(absl::StatusCode::kNotFound, HasSubstr(Ref("no/such/repo:v1"))));
   EXPECT_THAT(store_->Pull(Ref("exists:nope"), nullptr),
               StatusIs(absl::StatusCode::kNotFound, HasSubstr("MANIFEST_UNKNOWN")));
+  const std::string unknown_digest = Ref("exists@" + Sha256Digest("no such manifest"));
+  EXPECT_THAT(store_->Pull(unknown_digest, nullptr),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr(unknown_digest)));
   EXPECT_THAT(store_->Pull("Bad Reference", nullptr),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("Bad Reference")));
   EXPECT_THAT(store_->Get(Ref("exists:v1")), StatusIs(absl::StatusCode::kNotFound));
