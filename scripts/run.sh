@@ -32,7 +32,11 @@ die() {
 }
 ctl() { "$SKIFFCTL" --socket "$SOCKET" "$@"; }
 
-pid_alive() { [[ -n "${1:-}" ]] && kill -0 "$1" 2>/dev/null; }
+# True if the process exists and is not a zombie (an exited process not yet reaped).
+pid_alive() {
+  [[ -n "${1:-}" ]] && kill -0 "$1" 2>/dev/null &&
+    [[ "$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)" != Z ]]
+}
 
 skiffd_pid() {
   local pid

@@ -173,6 +173,15 @@ std::string SourceDir() {
   return env != nullptr && *env != '\0' ? env : SKIFF_SOURCE_DIR_DEFAULT;
 }
 
+bool ProcessRunning(pid_t pid) {
+  if (pid <= 0 || (kill(pid, 0) != 0 && errno == ESRCH)) return false;
+  absl::StatusOr<std::string> stat = ReadFileToString(absl::StrCat("/proc/", pid, "/stat"));
+  if (!stat.ok()) return false;
+  // "pid (comm) S ...": the state follows the last ')'.
+  size_t paren = stat->rfind(')');
+  return paren == std::string::npos || paren + 2 >= stat->size() || (*stat)[paren + 2] != 'Z';
+}
+
 absl::StatusOr<HttpResponse> HttpGet(const std::string& url,
                                      const std::vector<std::string>& headers) {
   return HttpRequest(url, headers, /*head=*/false);

@@ -81,6 +81,10 @@ class LocalRegistry {
 absl::StatusOr<HttpResponse> HttpGet(const std::string& url,
                                      const std::vector<std::string>& headers = {});
 
+// True if `pid` exists and has not exited (a zombie, exited but not yet reaped, counts as
+// exited).
+bool ProcessRunning(pid_t pid);
+
 // The source tree: $SKIFF_SOURCE_DIR (set by skiff_add_test), else the configure-time path.
 std::string SourceDir();
 

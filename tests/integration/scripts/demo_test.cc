@@ -30,8 +30,6 @@ namespace {
 
 using ::testing::HasSubstr;
 
-bool ProcessAlive(pid_t pid) { return kill(pid, 0) == 0 || errno != ESRCH; }
-
 // Sets environment variables for this process (and so for the scripts it runs) and puts
 // the previous values back on destruction.
 class ScopedEnv {
@@ -111,17 +109,17 @@ TEST(DemoTest, RunShStartsHelloThatAnswersCurlAndStopTearsDown) {
   SKIFF_ASSERT_OK_AND_ASSIGN(std::string pid_text, ReadFileToString(tmp + "/demo/skiffd.pid"));
   pid_t skiffd = 0;
   ASSERT_TRUE(absl::SimpleAtoi(absl::StripAsciiWhitespace(pid_text), &skiffd)) << pid_text;
-  EXPECT_TRUE(ProcessAlive(skiffd));
+  EXPECT_TRUE(ProcessRunning(skiffd));
   EXPECT_TRUE(std::filesystem::is_directory(tmp + "/demo/registry/data"));
 
   // A second start is refused while the demo runs, and changes nothing.
   EXPECT_THAT(RunCommand({"bash", script}, tmp + "/again.log"),
               StatusIs(absl::StatusCode::kInternal, HasSubstr("already running")));
-  EXPECT_TRUE(ProcessAlive(skiffd));
+  EXPECT_TRUE(ProcessRunning(skiffd));
 
   SKIFF_ASSERT_OK(RunCommand({"bash", script, "stop"}, tmp + "/stop.log"));
-  for (int i = 0; i < 100 && ProcessAlive(skiffd); ++i) usleep(20000);
-  EXPECT_FALSE(ProcessAlive(skiffd));
+  for (int i = 0; i < 100 && ProcessRunning(skiffd); ++i) usleep(20000);
+  EXPECT_FALSE(ProcessRunning(skiffd));
   EXPECT_FALSE(std::filesystem::exists(tmp + "/demo/registry"));
   EXPECT_FALSE(std::filesystem::exists(tmp + "/demo/skiffd.pid"));
   // The instance's veth is gone: no host interface is left in the demo's pool. (No request

@@ -22,8 +22,6 @@ namespace {
 
 using ::testing::HasSubstr;
 
-bool ProcessAlive(pid_t pid) { return kill(pid, 0) == 0 || errno != ESRCH; }
-
 TEST(LocalRegistryTest, AnswersV2OnLoopbackAndCleansUp) {
   std::string dir;
   pid_t pid = -1;
@@ -32,7 +30,7 @@ TEST(LocalRegistryTest, AnswersV2OnLoopbackAndCleansUp) {
     dir = registry->dir();
     pid = registry->pid();
     EXPECT_EQ(registry->address(), absl::StrCat("127.0.0.1:", registry->port()));
-    EXPECT_TRUE(ProcessAlive(pid));
+    EXPECT_TRUE(ProcessRunning(pid));
     SKIFF_ASSERT_OK_AND_ASSIGN(HttpResponse r, registry->Get("/v2/"));
     EXPECT_EQ(r.status, 200);
     EXPECT_EQ(r.headers["docker-distribution-api-version"], "registry/2.0");
@@ -44,7 +42,7 @@ TEST(LocalRegistryTest, AnswersV2OnLoopbackAndCleansUp) {
   }
   EXPECT_FALSE(std::filesystem::exists(dir)) << dir;
   // The registry was our child and has been reaped: the pid is gone.
-  EXPECT_FALSE(ProcessAlive(pid)) << pid;
+  EXPECT_FALSE(ProcessRunning(pid)) << pid;
 }
 
 TEST(LocalRegistryTest, TwoRegistriesGetDifferentPortsAndDirs) {
@@ -62,7 +60,7 @@ TEST(LocalRegistryTest, KillMakesItUnreachable) {
   SKIFF_ASSERT_OK_AND_ASSIGN(auto registry, LocalRegistry::Start());
   const pid_t pid = registry->pid();
   registry->Kill();
-  EXPECT_FALSE(ProcessAlive(pid));
+  EXPECT_FALSE(ProcessRunning(pid));
   EXPECT_THAT(registry->Get("/v2/"),
               StatusIs(absl::StatusCode::kUnavailable, HasSubstr(registry->address() + "/v2/")));
   registry->Kill();  // idempotent
@@ -102,7 +100,7 @@ TEST(RegistryScriptTest, StartStatusStop) {
   SKIFF_ASSERT_OK_AND_ASSIGN(std::string out, ReadFileToString(log));
   // The address is printed (stdout and stderr share the log here).
   EXPECT_THAT(out, HasSubstr(absl::StrCat("127.0.0.1:", port, "\n")));
-  EXPECT_TRUE(ProcessAlive(pid));
+  EXPECT_TRUE(ProcessRunning(pid));
   SKIFF_ASSERT_OK_AND_ASSIGN(std::string cmdline,
                              ReadFileToString(absl::StrCat("/proc/", pid, "/cmdline")));
   EXPECT_THAT(cmdline, HasSubstr("docker-registry"));
@@ -119,8 +117,8 @@ TEST(RegistryScriptTest, StartStatusStop) {
   SKIFF_ASSERT_OK(RunCommand({"bash", script, "stop", "--dir", dir}, parent + "/stop.log"));
   EXPECT_FALSE(std::filesystem::exists(dir));
   // Not our child: wait for init to reap it.
-  for (int i = 0; i < 100 && ProcessAlive(pid); ++i) usleep(20000);
-  EXPECT_FALSE(ProcessAlive(pid));
+  for (int i = 0; i < 100 && ProcessRunning(pid); ++i) usleep(20000);
+  EXPECT_FALSE(ProcessRunning(pid));
   EXPECT_THAT(RunCommand({"bash", script, "status", "--dir", dir}, parent + "/status2.log"),
               StatusIs(absl::StatusCode::kInternal, HasSubstr("no registry")));
 }
