@@ -352,7 +352,13 @@ absl::Status InstanceController::Delete(const std::string& id, bool force) {
     watcher = std::move(rec->watcher);
   }
   if (watcher.joinable()) watcher.join();
-  return Annotate(RemoveStateDir(rec->dir), absl::StrCat("delete instance ", id));
+  absl::Status removed = RemoveStateDir(rec->dir);
+  if (!removed.ok()) {
+    // Keep it listed (and deletable again) rather than forgetting a dir we could not remove.
+    absl::MutexLock lock(&mu_);
+    instances_.try_emplace(id, rec);
+  }
+  return Annotate(removed, absl::StrCat("delete instance ", id));
 }
 
 absl::StatusOr<v1::Instance> InstanceController::Get(const std::string& id) const {

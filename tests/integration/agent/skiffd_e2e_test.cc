@@ -13,6 +13,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <thread>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
@@ -298,6 +300,41 @@ TEST_F(SkiffdE2eTest, HelloAnswersHttpThenStopsAndLeavesNothing) {
   EXPECT_TRUE(Delete("e2e-hello").ok());
   struct stat st;
   EXPECT_NE(stat((state_dir_ + "/instances/e2e-hello").c_str(), &st), 0);
+}
+
+TEST_F(SkiffdE2eTest, SigtermHandlerExitsZeroAndLogsFollowInOrder) {
+  SKIFF_ASSERT_OK_AND_ASSIGN(v1::Instance inst, CreateAndWait("e2e-term", Spec("sigterm-handler")));
+  ASSERT_EQ(inst.state(), v1::READY);
+  // logs -f from the start, ended by the exit.
+  std::vector<std::string> followed;
+  grpc::ClientContext lctx;
+  v1::StreamLogsRequest lreq;
+  lreq.set_instance_id("e2e-term");
+  lreq.set_follow(true);
+  auto reader = stub_->StreamLogs(&lctx, lreq);
+  std::thread follower([&] {
+    v1::LogEntry e;
+    while (reader->Read(&e)) followed.push_back(e.line());
+  });
+  absl::SleepFor(absl::Milliseconds(200));
+  const absl::Time t0 = absl::Now();
+  SKIFF_ASSERT_OK_AND_ASSIGN(v1::Instance stopped, Stop("e2e-term", std::nullopt));
+  EXPECT_LT(absl::Now() - t0, absl::Seconds(2));  // not the 10 s grace
+  EXPECT_EQ(stopped.exit().reason(), v1::STOPPED);
+  EXPECT_EQ(stopped.exit().code(), 0);
+  follower.join();
+  EXPECT_TRUE(reader->Finish().ok());
+  auto find = [&](const std::string& needle) {
+    for (size_t i = 0; i < followed.size(); ++i) {
+      if (followed[i].find(needle) != std::string::npos) return static_cast<int>(i);
+    }
+    return -1;
+  };
+  const int listening = find("sigterm-handler: listening on 8080");
+  const int got_term = find("got SIGTERM");
+  EXPECT_GE(listening, 0);
+  EXPECT_GT(got_term, listening);
+  EXPECT_TRUE(Delete("e2e-term").ok());
 }
 
 TEST_F(SkiffdE2eTest, RestartKeepsInstancesRunningAndStoppable) {
