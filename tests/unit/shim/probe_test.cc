@@ -19,7 +19,9 @@ uint16_t BindLoopback(UniqueFd& fd, bool listen_too) {
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   EXPECT_EQ(bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  if (listen_too) EXPECT_EQ(listen(fd.get(), 4), 0);
+  if (listen_too) {
+    EXPECT_EQ(listen(fd.get(), 4), 0);
+  }
   socklen_t len = sizeof(addr);
   getsockname(fd.get(), reinterpret_cast<sockaddr*>(&addr), &len);
   return ntohs(addr.sin_port);
