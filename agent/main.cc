@@ -167,6 +167,25 @@ int Run() {
             socket_path, state_dir, store_options.root, shim, options.capacity.vcpus_milli,
             options.capacity.memory_bytes);
 
+  // Lifecycle events go to the log as they happen (one line each, key=value).
+  std::shared_ptr<EventSubscription> event_log = events->Subscribe("");
+  std::thread event_logger([event_log, log] {
+    for (;;) {
+      absl::StatusOr<std::optional<v1::Event>> next = event_log->Next(absl::Milliseconds(200));
+      if (!next.ok()) return;
+      if (!next->has_value()) continue;
+      const v1::Event& e = **next;
+      if (e.type() == v1::Event::EXITED) {
+        log->info("event seq={} type=EXITED id={} reason={} code={} signal={} message=\"{}\"",
+                  e.sequence(), e.instance_id(), v1::ExitReason_Name(e.exit().reason()),
+                  e.exit().code(), e.exit().signal(), e.exit().message());
+      } else {
+        log->info("event seq={} type={} id={}", e.sequence(), v1::Event::Type_Name(e.type()),
+                  e.instance_id());
+      }
+    }
+  });
+
   struct sigaction sa = {};
   sa.sa_handler = OnSignal;
   sigaction(SIGTERM, &sa, nullptr);
@@ -176,7 +195,8 @@ int Run() {
 
   log->info("shutting down: signal={} (instances keep running)", g_signal.load());
   controller->Shutdown();  // ends Stop/logs waits; watchers let go of the shims
-  events->CloseAll();      // ends WatchEvents streams
+  events->CloseAll();      // ends WatchEvents streams and the event logger
+  event_logger.join();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   unlink(socket_path.c_str());
   log->flush();

@@ -2,8 +2,11 @@
 
 #include <google/protobuf/util/time_util.h>
 
+#include <random>
+
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/time/time.h"
 #include "agent/skiffctl/commands.h"
 #include "agent/skiffctl/quantity.h"
@@ -180,8 +183,10 @@ int Run(Context& ctx, Args args) {
   grpc::ClientContext watch_ctx;
   std::unique_ptr<grpc::ClientReader<v1::Event>> watch;
   if (wait_ready) {
+    // The id must be known before creating, to watch it: choose one like skiffd would.
     if (req.instance_id().empty()) {
-      return UsageError(ctx, "run: --wait-ready needs --id (to watch that instance)");
+      std::mt19937_64 rng{std::random_device{}()};
+      req.set_instance_id(absl::StrFormat("i-%012x", rng() & 0xffffffffffffULL));
     }
     v1::WatchEventsRequest wreq;
     wreq.set_instance_id(req.instance_id());

@@ -166,6 +166,13 @@ TEST_F(SkiffctlTest, RunServiceWaitReady) {
   EXPECT_EQ(r.out, "svc READY 10.88.0.3:8080\n");
 }
 
+TEST_F(SkiffctlTest, WaitReadyWithoutIdChoosesOne) {
+  runtime_.set_start_state(v1::shim::READY);
+  Result r = Ctl({"run", kHelloImage, "--wait-ready"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, ::testing::MatchesRegex("i-[0-9a-f]{12} READY 10\\.88\\.0\\.3:8080\n"));
+}
+
 TEST_F(SkiffctlTest, LogsEventsPullImagesRmiNode) {
   ASSERT_EQ(Ctl({"run", kHelloImage, "--id", "l"}).code, 0);
   auto shim = runtime_.shim(Dir("l"));
