@@ -232,6 +232,19 @@ std::string HttpGet(const std::string& ip, uint16_t port, const std::string& pat
   return response;
 }
 
+int64_t SmapsRollupBytes(pid_t pid, const std::string& field) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/smaps_rollup");
+  std::string line;
+  while (std::getline(in, line)) {
+    long kb;
+    char name[64];
+    if (sscanf(line.c_str(), "%63[^:]: %ld kB", name, &kb) == 2 && field == name) {
+      return static_cast<int64_t>(kb) * 1024;
+    }
+  }
+  return -1;
+}
+
 int64_t PrivateBytes(pid_t pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/smaps_rollup");
   std::string key;

@@ -75,5 +75,7 @@ std::string HttpGet(const std::string& ip, uint16_t port, const std::string& pat
 
 // Private_Clean + Private_Dirty from /proc/<pid>/smaps_rollup, in bytes (-1 on error).
 int64_t PrivateBytes(pid_t pid);
+// One field ("Shared_Dirty", "Pss", ...) of /proc/<pid>/smaps_rollup, in bytes (-1).
+int64_t SmapsRollupBytes(pid_t pid, const std::string& field);
 
 }  // namespace skiff::testbed
