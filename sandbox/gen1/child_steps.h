@@ -38,6 +38,10 @@ ChildError ConfigureNetwork(const ChildContext& ctx);
 // ctx.error_fd and _exits if any fails.
 [[noreturn]] void ExecApp(const ChildContext& ctx);
 
+// mount_point.cc: makes `path` a real directory (an image's symlink or file there is
+// removed first). Returns 0 or an errno.
+int MakeMountPoint(const char* path, mode_t mode);
+
 // Closes every fd except the `count` listed in `keep` (close_range over the gaps).
 void CloseFdsExcept(const int* keep, int count);
 

@@ -35,7 +35,9 @@ int MakeDir(const char* path, mode_t mode) {
 }  // namespace
 
 ChildError MountDev() {
-  if (int err = MakeDir("/dev", 0755); err != 0) return ChildFail(ChildStep::kMountDev, err);
+  if (int err = MakeMountPoint("/dev", 0755); err != 0) {
+    return ChildFail(ChildStep::kMountDev, err);
+  }
   if (mount("tmpfs", "/dev", "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755,size=1m,nr_inodes=64") !=
       0) {
     return ChildFail(ChildStep::kMountDev, errno);

@@ -61,8 +61,8 @@ int WriteWhole(int fd, const char* data, size_t size) {
 // Runs after pivot_root: every path resolves inside the instance's root. The image's
 // file (or a symlink planted in its place) is unlinked first, never followed.
 ChildError WriteEtcFiles(const ChildContext& ctx) {
-  if (mkdir("/etc", 0755) != 0 && errno != EEXIST) {
-    return ChildFail(ChildStep::kWriteEtcFile, errno, 0);
+  if (int err = MakeMountPoint("/etc", 0755); err != 0) {
+    return ChildFail(ChildStep::kWriteEtcFile, err, 0);
   }
   for (int i = 0; i < static_cast<int>(kEtcFileCount); ++i) {
     const EtcFile& file = ctx.etc_files[i];

@@ -22,11 +22,6 @@ constexpr const char* kMaskedFiles[] = {"/proc/kcore", "/proc/sysrq-trigger", "/
 // Directories made read-only.
 constexpr const char* kReadOnlyDirs[] = {"/proc/sys", "/proc/bus", "/proc/fs", "/proc/irq"};
 
-int MakeDir(const char* path) {
-  if (mkdir(path, 0755) == 0 || errno == EEXIST) return 0;
-  return errno;
-}
-
 bool Exists(const char* path) {
   struct stat st;
   return lstat(path, &st) == 0;
@@ -35,7 +30,9 @@ bool Exists(const char* path) {
 }  // namespace
 
 ChildError MountProc() {
-  if (int err = MakeDir("/proc"); err != 0) return ChildFail(ChildStep::kMountProc, err);
+  if (int err = MakeMountPoint("/proc", 0555); err != 0) {
+    return ChildFail(ChildStep::kMountProc, err);
+  }
   if (mount("proc", "/proc", "proc", kPseudoFsFlags, nullptr) != 0) {
     return ChildFail(ChildStep::kMountProc, errno);
   }
@@ -60,7 +57,7 @@ ChildError MountProc() {
 }
 
 ChildError MountSys() {
-  if (int err = MakeDir("/sys"); err != 0) return ChildFail(ChildStep::kMountSys, err);
+  if (int err = MakeMountPoint("/sys", 0555); err != 0) return ChildFail(ChildStep::kMountSys, err);
   if (mount("sysfs", "/sys", "sysfs", kPseudoFsFlags | MS_RDONLY, nullptr) != 0) {
     return ChildFail(ChildStep::kMountSys, errno);
   }

@@ -7,6 +7,7 @@ add_library(skiff_gen1 STATIC
   ${CMAKE_CURRENT_LIST_DIR}/etc_files.cc
   ${CMAKE_CURRENT_LIST_DIR}/init.cc
   ${CMAKE_CURRENT_LIST_DIR}/kernel_fs.cc
+  ${CMAKE_CURRENT_LIST_DIR}/mount_point.cc
   ${CMAKE_CURRENT_LIST_DIR}/process.cc
   ${CMAKE_CURRENT_LIST_DIR}/rootfs.cc
   ${CMAKE_CURRENT_LIST_DIR}/sandbox.cc

@@ -294,6 +294,24 @@ TEST_F(Gen1SandboxTest, InitForwardsSigtermToTheApp) {
   SKIFF_EXPECT_OK(sandbox_->Destroy());
 }
 
+TEST_F(Gen1SandboxTest, ImageSymlinksCannotRedirectTheSandboxMounts) {
+  // A hostile image plants symlinks and files where the sandbox mounts and writes.
+  for (const char* d : {"/proc", "/sys", "/dev"}) ASSERT_EQ(rmdir((rootfs_.path() + d).c_str()), 0);
+  ASSERT_EQ(symlink("/tmp", (rootfs_.path() + "/proc").c_str()), 0);
+  ASSERT_EQ(symlink("tmp", (rootfs_.path() + "/dev").c_str()), 0);
+  testbed::WriteTestFile(rootfs_.path() + "/sys", "not a dir");
+  ASSERT_EQ(symlink("/tmp/planted-hosts", (rootfs_.path() + "/etc/hosts").c_str()), 0);
+  std::string out = RunScript(
+      "ls -A /tmp | wc -l; test -L /proc || echo proc-is-dir; test -d /sys && echo sys-is-dir; "
+      "test -L /etc/hosts || echo hosts-is-file; grep -c ' /proc proc ' /proc/self/mounts; "
+      "grep -c ' /dev tmpfs ' /proc/self/mounts; head -c 1 /proc/timer_list | wc -c");
+  EXPECT_EQ(out, "0\nproc-is-dir\nsys-is-dir\nhosts-is-file\n1\n1\n0\n");
+  // The image's own layer is untouched.
+  char target[64] = {};
+  ASSERT_GT(readlink((rootfs_.path() + "/proc").c_str(), target, sizeof(target) - 1), 0);
+  EXPECT_STREQ(target, "/tmp");
+}
+
 TEST_F(Gen1SandboxTest, StaleEmptyRootfsDirFromACrashIsReused) {
   ASSERT_EQ(mkdir((run_.path() + "/rootfs").c_str(), 0700), 0);
   AppExit exit;
