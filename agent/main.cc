@@ -23,6 +23,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "agent/api/agent_service.h"
 #include "agent/instances/event_bus.h"
 #include "agent/instances/instance_controller.h"
@@ -41,6 +42,8 @@ ABSL_FLAG(std::string, shim, "",
           "skiff-shim binary (default: next to skiffd, or ../shim/ in a build tree)");
 ABSL_FLAG(uint32_t, node_vcpus_milli, 0, "CPU offered to instances, milli-vCPUs (0 = host's)");
 ABSL_FLAG(uint64_t, node_memory_bytes, 0, "memory offered to instances, bytes (0 = host's)");
+ABSL_FLAG(std::string, cgroup_parent, "skiff",
+          "instances' cgroups are <cgroup-parent>/<id> in every hierarchy");
 ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error");
 
 namespace skiff::agent {
@@ -67,6 +70,20 @@ uint64_t HostMemoryBytes() {
     if (key == "MemTotal:") return kb * 1024;
   }
   return 0;
+}
+
+// A relative path of plain names, e.g. "skiff" or "skiff-bench-42/x".
+bool ValidCgroupParent(const std::string& path) {
+  if (path.empty() || path.front() == '/' || path.back() == '/' || path.size() > 200) return false;
+  for (absl::string_view part : absl::StrSplit(path, '/')) {
+    if (part.empty() || part == "." || part == "..") return false;
+    for (char c : part) {
+      const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                      c == '.' || c == '_' || c == '-';
+      if (!ok) return false;
+    }
+  }
+  return true;
 }
 
 // Makes the socket's directory (0700) and clears a stale socket file.
@@ -124,6 +141,12 @@ int Run() {
 
   ControllerOptions options;
   options.state_dir = state_dir;
+  options.cgroup_parent = absl::GetFlag(FLAGS_cgroup_parent);
+  if (!ValidCgroupParent(options.cgroup_parent)) {
+    log->error("flag --cgroup-parent: \"{}\" is not a relative path of [A-Za-z0-9._-] names",
+               options.cgroup_parent);
+    return 2;
+  }
   options.capacity.vcpus_milli = absl::GetFlag(FLAGS_node_vcpus_milli);
   if (options.capacity.vcpus_milli == 0) {
     options.capacity.vcpus_milli =

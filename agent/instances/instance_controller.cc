@@ -181,7 +181,7 @@ absl::StatusOr<v1::Instance> InstanceController::Create(std::string id, v1::Inst
   config.set_vcpus_milli(spec.vcpus_milli());
   config.set_memory_bytes(spec.memory_bytes());
   config.set_pids_limit(options_.pids_limit);
-  config.set_cgroup_path(absl::StrCat("skiff/", id));
+  config.set_cgroup_path(absl::StrCat(options_.cgroup_parent, "/", id));
   config.set_host_veth(ip.host_veth);
   config.set_host_ip(ip.host_ip);
   config.set_instance_ip(ip.instance_ip);

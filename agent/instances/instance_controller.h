@@ -35,6 +35,8 @@ struct ControllerOptions {
   std::string state_dir = "/run/skiff";  // instances live in <state_dir>/instances/<id>
   Resources capacity;                    // what the node offers to instances
   uint32_t pids_limit = 4096;            // per instance
+  // Instances' cgroups are <cgroup_parent>/<id> below every hierarchy's root.
+  std::string cgroup_parent = "skiff";
   std::string version = "0.1.0";
 };
 

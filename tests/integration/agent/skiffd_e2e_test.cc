@@ -105,6 +105,11 @@ class SkiffdE2eTest : public ::testing::Test {
       }
     }
     StopSkiffd();
+    // The parent group skiffd's shims created below every hierarchy (empty if no instance
+    // cgroup leaked; a leak makes rmdir fail and shows in the diff).
+    for (const auto& entry : std::filesystem::directory_iterator("/sys/fs/cgroup")) {
+      rmdir((entry.path().string() + "/" + cgroup_parent_).c_str());
+    }
     auto after = HostState::Capture();
     ASSERT_TRUE(after.ok());
     EXPECT_EQ(OwnDiff(skiff::testing::DiffHostState(before_, *after)), "");
@@ -116,7 +121,7 @@ class SkiffdE2eTest : public ::testing::Test {
     for (absl::string_view line : absl::StrSplit(diff, '\n')) {
       const std::string l(line);
       if (l.find(tmp_.path()) != std::string::npos || l.find(kVethPrefix) != std::string::npos ||
-          l.find("/skiff/e2e-") != std::string::npos) {
+          l.find(cgroup_parent_) != std::string::npos) {
         absl::StrAppend(&out, l, "\n");
       }
     }
@@ -139,7 +144,9 @@ class SkiffdE2eTest : public ::testing::Test {
                                      "--node-vcpus-milli",
                                      "2000",
                                      "--node-memory-bytes",
-                                     std::to_string(2ull << 30)};
+                                     std::to_string(2ull << 30),
+                                     "--cgroup-parent",
+                                     cgroup_parent_};
     const std::string log = tmp_.path() + "/skiffd.log";
     pid_ = fork();
     if (pid_ == 0) {
@@ -269,6 +276,7 @@ class SkiffdE2eTest : public ::testing::Test {
 
   static LocalRegistry* registry_;
   agent::testing::TempDir tmp_;
+  const std::string cgroup_parent_ = absl::StrCat("skiff-agent-e2e-", getpid());
   HostState before_;
   std::string state_dir_;
   std::string socket_;
@@ -343,6 +351,11 @@ TEST_F(SkiffdE2eTest, RestartKeepsInstancesRunningAndStoppable) {
   SKIFF_ASSERT_OK_AND_ASSIGN(v1::Instance inst, CreateAndWait("e2e-ign", spec));
   ASSERT_EQ(inst.state(), v1::READY);
   const int pid = inst.pid();
+  // The instance runs in <cgroup-parent>/<id>.
+  std::ifstream procs("/sys/fs/cgroup/memory/" + cgroup_parent_ + "/e2e-ign/cgroup.procs");
+  std::string first_pid;
+  procs >> first_pid;
+  EXPECT_FALSE(first_pid.empty());
   StopSkiffd();  // instances stay
   EXPECT_EQ(kill(pid, 0), 0) << "instance died with skiffd";
   StartSkiffd();

@@ -43,6 +43,7 @@ class InstanceControllerTest : public ::testing::Test {
     ControllerOptions opts;
     opts.state_dir = state_dir_;
     opts.capacity = {4000, 4ull << 30};
+    opts.cgroup_parent = "skiff-test";
     controller_ =
         std::make_unique<InstanceController>(opts, &images_, &runtime_, pool_.get(), &bus_);
   }
@@ -112,7 +113,7 @@ TEST_F(InstanceControllerTest, CreateBuildsTheShimConfig) {
   EXPECT_EQ(c.uid(), 7u);
   EXPECT_EQ(c.gid(), 8u);
   EXPECT_EQ(c.hostname(), "web-1");
-  EXPECT_EQ(c.cgroup_path(), "skiff/web-1");
+  EXPECT_EQ(c.cgroup_path(), "skiff-test/web-1");
   EXPECT_EQ(c.host_veth(), "sk-0a580002");
   EXPECT_EQ(c.host_ip(), "10.88.0.2");
   EXPECT_EQ(c.instance_ip(), "10.88.0.3");
@@ -124,7 +125,7 @@ TEST_F(InstanceControllerTest, CreateBuildsTheShimConfig) {
   EXPECT_EQ(c.termination_grace_ms(), 10000u);
   EXPECT_FALSE(c.is_job());
   EXPECT_THAT(c.env(), ::testing::Contains("PORT=8080"));
-  EXPECT_THAT(runtime_.opened_quotas(), ElementsAre("skiff/web-1"));
+  EXPECT_THAT(runtime_.opened_quotas(), ElementsAre("skiff-test/web-1"));
   EXPECT_TRUE(Exists(Dir("web-1") + "/instance.pb"));
 
   v1::Node node = controller_->GetNode();
