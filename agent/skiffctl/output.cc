@@ -54,7 +54,8 @@ std::string ToJson(const google::protobuf::Message& message, bool one_line) {
   std::string out;
   google::protobuf::util::JsonPrintOptions opts;
   opts.add_whitespace = !one_line;
-  opts.preserve_proto_field_names = true;
+  // The canonical proto3 JSON mapping (lowerCamelCase names), with zero values shown.
+  opts.always_print_primitive_fields = true;
   if (!google::protobuf::util::MessageToJsonString(message, &out, opts).ok()) return "{}";
   if (!out.empty() && out.back() == '\n') out.pop_back();
   return out;

@@ -93,7 +93,7 @@ TEST_F(SkiffctlTest, RunPsInspectStopRm) {
 
   r = Ctl({"inspect", "web"});
   ASSERT_EQ(r.code, 0);
-  EXPECT_THAT(r.out, HasSubstr("\"memory_bytes\": \"268435456\""));
+  EXPECT_THAT(r.out, HasSubstr("\"memoryBytes\": \"268435456\""));
   EXPECT_THAT(r.out, HasSubstr("\"state\": \"STARTED\""));
 
   r = Ctl({"rm", "web"});
@@ -222,7 +222,7 @@ TEST_F(SkiffctlTest, LogsEventsPullImagesRmiNode) {
   EXPECT_THAT(r.out, HasSubstr("0m / 2000m allocated"));
   EXPECT_THAT(r.out, HasSubstr("  EXITED"));
   r = Ctl({"--json", "node"});
-  EXPECT_THAT(r.out, HasSubstr("\"vcpus_milli_capacity\": 2000"));
+  EXPECT_THAT(r.out, HasSubstr("\"vcpusMilliCapacity\": 2000"));
 
   ASSERT_EQ(Ctl({"rm", "l"}).code, 0);
   r = Ctl({"rmi", kHelloImage});
