@@ -206,17 +206,31 @@ absl::Status ShimClient::Subscribe(
     const std::function<void(const v1::shim::ShimStatus&)>& on_status) {
   v1::shim::Request request;
   request.mutable_subscribe();
-  SKIFF_ASSIGN_OR_RETURN(v1::shim::Response first, Call(fd_.get(), request));
+  absl::StatusOr<v1::shim::Response> first = Call(fd_.get(), request);
+  if (!first.ok()) return Cancelled(first.status());
   // Pushes come whenever the instance changes state: no receive timeout.
   SKIFF_RETURN_IF_ERROR(SetRecvTimeout(fd_.get(), absl::ZeroDuration()));
-  on_status(first.status());
-  if (first.status().state() == v1::shim::EXITED) return absl::OkStatus();
+  on_status(first->status());
+  if (first->status().state() == v1::shim::EXITED) return absl::OkStatus();
   while (true) {
     v1::shim::Response push;
-    SKIFF_RETURN_IF_ERROR(RecvPacket(fd_.get(), push));
+    if (absl::Status st = RecvPacket(fd_.get(), push); !st.ok()) return Cancelled(st);
+    if (cancelled_.load()) return Cancelled(absl::OkStatus());
     on_status(push.status());
     if (push.status().state() == v1::shim::EXITED) return absl::OkStatus();
   }
+}
+
+void ShimClient::Cancel() {
+  cancelled_.store(true);
+  // Wakes a blocked recv() in another thread; the fd itself stays owned (and open)
+  // until the client is destroyed, so it cannot be reused under that thread.
+  shutdown(fd_.get(), SHUT_RDWR);
+}
+
+absl::Status ShimClient::Cancelled(const absl::Status& st) const {
+  if (cancelled_.load()) return absl::CancelledError("shim client cancelled");
+  return st;
 }
 
 absl::StatusOr<v1::shim::ShimStatus> ReadStatusFile(const std::string& state_dir) {

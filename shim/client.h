@@ -11,6 +11,7 @@
 //                 "<RFC3339Nano UTC> <stdout|stderr> <F|P> <bytes>\n"
 //                 (P = partial line continued in the next record)
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -46,10 +47,15 @@ class ShimClient {
   // Streams status changes on this connection (the first is the current status)
   // until EXITED (returns OK) or the shim goes away (Unavailable). Blocks.
   absl::Status Subscribe(const std::function<void(const v1::shim::ShimStatus&)>& on_status);
+  // Thread-safe: makes a Subscribe blocked in another thread return Cancelled (and any
+  // later call fail). The connection is unusable afterwards; the shim is unaffected.
+  void Cancel();
 
  private:
   explicit ShimClient(UniqueFd fd) : fd_(std::move(fd)) {}
+  absl::Status Cancelled(const absl::Status& st) const;
   UniqueFd fd_;
+  std::atomic<bool> cancelled_{false};
 };
 
 // Reads <state_dir>/status.pb (for instances whose shim has exited).

@@ -2,7 +2,12 @@
 
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
+
+#include <atomic>
+#include <cstring>
+#include <thread>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -94,6 +99,38 @@ TEST_F(TempDirTest, CorruptStatusFileIsDataLoss) {
 
 TEST_F(TempDirTest, ConnectWithoutShimIsUnavailable) {
   EXPECT_THAT(ShimClient::Connect(dir_), StatusIs(absl::StatusCode::kUnavailable));
+}
+
+TEST_F(TempDirTest, CancelUnblocksASubscribeInAnotherThread) {
+  // A fake shim: answers the Subscribe, then never pushes anything.
+  std::string path = dir_ + "/" + kSocketFile;
+  UniqueFd listener(socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+  sockaddr_un addr = {};
+  addr.sun_family = AF_UNIX;
+  memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  ASSERT_EQ(bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(listen(listener.get(), 1), 0);
+  SKIFF_ASSERT_OK_AND_ASSIGN(std::unique_ptr<ShimClient> client, ShimClient::Connect(dir_));
+  UniqueFd server(accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  ASSERT_TRUE(server.valid());
+
+  std::atomic<int> statuses{0};
+  absl::Status result;
+  std::thread subscriber(
+      [&] { result = client->Subscribe([&](const v1::shim::ShimStatus&) { ++statuses; }); });
+  v1::shim::Request request;
+  SKIFF_ASSERT_OK(RecvPacket(server.get(), request));
+  EXPECT_TRUE(request.has_subscribe());
+  v1::shim::Response response;
+  response.set_ok(true);
+  response.mutable_status()->set_state(v1::shim::RUNNING);
+  SKIFF_ASSERT_OK(SendPacket(server.get(), response));
+  while (statuses.load() == 0) usleep(1000);
+  client->Cancel();
+  subscriber.join();
+  EXPECT_THAT(result, StatusIs(absl::StatusCode::kCancelled));
+  EXPECT_EQ(statuses.load(), 1);
+  unlink(path.c_str());
 }
 
 TEST(ShimConfigTest, ValidatesAndConverts) {
