@@ -140,7 +140,7 @@ absl::StatusOr<v1::Instance> InstanceController::Create(std::string id, v1::Inst
 
   SKIFF_ASSIGN_OR_RETURN(ResolvedProcess process,
                          ResolveProcess(spec, image->config, image->layer_dirs));
-  SKIFF_ASSIGN_OR_RETURN(IpPair ip, ip_pool_->Allocate());
+  SKIFF_ASSIGN_OR_RETURN(IpPair ip, AllocateFreePair());
   absl::Cleanup release_ip = [&] { ip_pool_->Release(ip.host_ip); };
 
   // State dir.
@@ -242,6 +242,23 @@ absl::StatusOr<v1::Instance> InstanceController::Create(std::string id, v1::Inst
   const v1::Instance result = rec->instance;
   StartWatcherLocked(rec);
   return result;
+}
+
+absl::StatusOr<IpPair> InstanceController::AllocateFreePair() {
+  // A pair whose veth name already exists on the host belongs to someone else (another
+  // agent on the same pool, or a leak): it stays reserved and the next one is tried.
+  constexpr int kMaxTries = 16;
+  for (int i = 0; i < kMaxTries; ++i) {
+    SKIFF_ASSIGN_OR_RETURN(IpPair ip, ip_pool_->Allocate());
+    absl::StatusOr<bool> taken = runtime_->HostLinkExists(ip.host_veth);
+    if (!taken.ok()) {
+      ip_pool_->Release(ip.host_ip);
+      return Annotate(taken.status(), absl::StrCat("ip_pool: check ", ip.host_veth));
+    }
+    if (!*taken) return ip;
+  }
+  return absl::ResourceExhaustedError(
+      absl::StrCat("ip_pool: ", kMaxTries, " pairs in a row have their veth taken on the host"));
 }
 
 void InstanceController::StopAndWait(ShimConnection* conn) {

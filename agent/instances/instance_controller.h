@@ -93,6 +93,8 @@ class InstanceController {
   void ReleaseLocked(Record& rec) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void StartWatcherLocked(std::shared_ptr<Record> rec) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Watch(std::shared_ptr<Record> rec);
+  // The next pool pair whose veth name is free on the host.
+  absl::StatusOr<IpPair> AllocateFreePair();
   // Stops a just-launched shim and waits for its exit (Create's rollback).
   void StopAndWait(ShimConnection* conn);
   absl::Status RecoverOne(const std::string& id, RecoveryReport* report);

@@ -46,6 +46,9 @@ class InstanceRuntime {
   // Opens the CPU quota of the instance's cgroup (relative path, e.g. "skiff/<id>").
   virtual absl::StatusOr<std::unique_ptr<CpuQuota>> OpenCpuQuota(
       const std::string& cgroup_path) = 0;
+  // Whether a network link with this name exists in the host netns (a veth name the pool
+  // would hand out that someone else already uses).
+  virtual absl::StatusOr<bool> HostLinkExists(const std::string& name) = 0;
   // "v1" or "v2".
   virtual std::string cgroup_version() const = 0;
 };

@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "sandbox/common/cgroup.h"
+#include "sandbox/common/net.h"
 #include "sandbox/common/status.h"
 #include "shim/client.h"
 
@@ -46,6 +47,7 @@ class ShimRuntime : public InstanceRuntime {
     SKIFF_ASSIGN_OR_RETURN(CpuQuota quota, cg->OpenCpuQuota());
     return std::make_unique<CpuQuota>(std::move(quota));
   }
+  absl::StatusOr<bool> HostLinkExists(const std::string& name) override { return LinkExists(name); }
   std::string cgroup_version() const override {
     return roots_.version == CgroupVersion::kV2 ? "v2" : "v1";
   }

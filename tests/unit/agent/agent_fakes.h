@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 #include <thread>
 #include <utility>
 
@@ -248,6 +249,14 @@ class FakeRuntime : public InstanceRuntime {
     UniqueFd fd(open("/dev/null", O_WRONLY | O_CLOEXEC));
     return std::make_unique<CpuQuota>(std::move(fd), CgroupVersion::kV1, 100000);
   }
+  absl::StatusOr<bool> HostLinkExists(const std::string& name) override {
+    absl::MutexLock lock(&mu_);
+    return taken_links_.count(name) > 0;
+  }
+  void AddHostLink(const std::string& name) {
+    absl::MutexLock lock(&mu_);
+    taken_links_.insert(name);
+  }
   std::string cgroup_version() const override { return "v1"; }
 
   std::shared_ptr<FakeShim> shim(const std::string& state_dir) {
@@ -279,6 +288,7 @@ class FakeRuntime : public InstanceRuntime {
   std::map<std::string, std::shared_ptr<FakeShim>> shims_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, v1::shim::ShimStatus> file_status_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> opened_quotas_ ABSL_GUARDED_BY(mu_);
+  std::set<std::string> taken_links_ ABSL_GUARDED_BY(mu_);
   int launches_ ABSL_GUARDED_BY(mu_) = 0;
 };
 

@@ -232,6 +232,17 @@ TEST_F(InstanceControllerTest, CapacityAndIpPoolAreAccountedAndReleased) {
   EXPECT_EQ(controller_->GetNode().vcpus_milli_allocated(), 2010u);
 }
 
+TEST_F(InstanceControllerTest, SkipsPairsWhoseVethExistsOnTheHost) {
+  runtime_.AddHostLink("sk-0a580002");  // 10.88.0.2's veth belongs to someone else
+  SKIFF_ASSERT_OK_AND_ASSIGN(v1::Instance inst, controller_->Create("a", Spec()));
+  EXPECT_EQ(inst.ip(), "10.88.0.5");
+  EXPECT_EQ(runtime_.shim(Dir("a"))->config().host_veth(), "sk-0a580004");
+  // The taken pair stays out of use; the pool (2 pairs) is now full.
+  EXPECT_THAT(controller_->Create("b", Spec()),
+              StatusIs(absl::StatusCode::kResourceExhausted, HasSubstr("ip_pool")));
+  EXPECT_FALSE(Exists(Dir("b")));
+}
+
 TEST_F(InstanceControllerTest, WatcherDrivesStatesAndEventsInOrder) {
   auto sub = bus_.Subscribe("svc");
   SKIFF_ASSERT_OK(controller_->Create("svc", Spec()));
