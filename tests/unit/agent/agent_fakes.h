@@ -328,6 +328,12 @@ class FakeImageStore : public images::ImageStore {
     if (ref.rfind("unreachable.invalid/", 0) == 0) {
       return absl::UnavailableError(absl::StrCat("reference ", ref, ": registry unreachable"));
     }
+    absl::Duration delay;
+    {
+      absl::MutexLock lock(&mu_);
+      delay = pull_delay_;
+    }
+    absl::SleepFor(delay);
     images::Image img;
     {
       absl::MutexLock lock(&mu_);
@@ -392,6 +398,10 @@ class FakeImageStore : public images::ImageStore {
     absl::MutexLock lock(&mu_);
     return users_[digest];
   }
+  void set_pull_delay(absl::Duration d) {
+    absl::MutexLock lock(&mu_);
+    pull_delay_ = d;
+  }
   int pulls() {
     absl::MutexLock lock(&mu_);
     return pulls_;
@@ -404,6 +414,7 @@ class FakeImageStore : public images::ImageStore {
   std::map<std::string, images::Image> cached_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, int> users_ ABSL_GUARDED_BY(mu_);
   int pulls_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Duration pull_delay_ ABSL_GUARDED_BY(mu_);
 };
 
 // A temp dir removed (recursively) at destruction.

@@ -6,6 +6,8 @@
 
 #include <sys/stat.h>
 
+#include <thread>
+
 #include "agent/instances/spec_defaults.h"
 #include "tests/support/status_matchers.h"
 #include "tests/unit/agent/agent_fakes.h"
@@ -152,6 +154,26 @@ TEST_F(InstanceControllerTest, CreateIsIdempotentOnIdAndSpec) {
   EXPECT_THAT(controller_->Create("web-1", other),
               StatusIs(absl::StatusCode::kAlreadyExists,
                        "instance_id: web-1 already exists with a different spec"));
+  EXPECT_EQ(runtime_.launches(), 1);
+  EXPECT_EQ(controller_->GetNode().vcpus_milli_allocated(), 1000u);
+}
+
+TEST_F(InstanceControllerTest, ConcurrentCreatesOfOneIdStartOneInstance) {
+  images_.set_pull_delay(absl::Milliseconds(300));
+  absl::StatusOr<v1::Instance> first;
+  std::thread t([&] { first = controller_->Create("race", Spec()); });
+  absl::SleepFor(absl::Milliseconds(100));
+  // While the first is pulling: same spec → retry later; another spec → conflict.
+  EXPECT_THAT(controller_->Create("race", Spec()),
+              StatusIs(absl::StatusCode::kUnavailable, HasSubstr("is being created")));
+  v1::InstanceSpec other = Spec();
+  other.set_port(1234);
+  EXPECT_THAT(controller_->Create("race", other), StatusIs(absl::StatusCode::kAlreadyExists));
+  // Capacity is held by the pending create.
+  EXPECT_EQ(controller_->GetNode().vcpus_milli_allocated(), 1000u);
+  t.join();
+  SKIFF_ASSERT_OK(first);
+  SKIFF_EXPECT_OK(controller_->Create("race", Spec()));
   EXPECT_EQ(runtime_.launches(), 1);
   EXPECT_EQ(controller_->GetNode().vcpus_milli_allocated(), 1000u);
 }
