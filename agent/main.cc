@@ -3,10 +3,12 @@
 // one skiff-shim per instance. Instances outlive skiffd: SIGTERM/SIGINT stop serving and
 // exit without touching them; the next skiffd recovers them from --state-dir.
 
+#include <fcntl.h>
 #include <grpcpp/grpcpp.h>
 #include <signal.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -30,6 +32,7 @@
 #include "agent/instances/ip_pool.h"
 #include "agent/instances/shim_runtime.h"
 #include "images/image_store.h"
+#include "sandbox/common/unique_fd.h"
 
 ABSL_FLAG(std::string, socket, "/run/skiff/skiffd.sock", "gRPC Unix socket (created mode 0600)");
 ABSL_FLAG(std::string, state_dir, "/run/skiff", "instance state directory");
@@ -119,6 +122,19 @@ int Run() {
   store_options.root = absl::GetFlag(FLAGS_image_root);
   store_options.insecure_registries = absl::GetFlag(FLAGS_insecure_registry);
   store_options.ca_file = absl::GetFlag(FLAGS_registry_ca);
+  // One skiffd per state dir: a second one would steal the socket and share the shims.
+  if (mkdir(state_dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    log->error("mkdir: state_dir={} error=\"{}\"", state_dir, strerror(errno));
+    return 1;
+  }
+  const std::string lock_path = state_dir + "/skiffd.lock";
+  UniqueFd lock_fd(open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  if (!lock_fd || flock(lock_fd.get(), LOCK_EX | LOCK_NB) != 0) {
+    log->error("lock: path={} error=\"{}\" (is another skiffd running on this state dir?)",
+               lock_path, strerror(errno));
+    return 1;
+  }
+
   auto store = images::ImageStore::Open(store_options);
   if (!store.ok()) {
     log->error("open image store: root={} error=\"{}\"", store_options.root,

@@ -295,6 +295,17 @@ TEST_F(SkiffdE2eTest, HelloAnswersHttpThenStopsAndLeavesNothing) {
   EXPECT_THAT(inst.ip(), StartsWith("10.213.0."));
   SKIFF_ASSERT_OK_AND_ASSIGN(std::string resp, HttpGet(inst.ip(), inst.port()));
   EXPECT_THAT(resp, HasSubstr("hello from skiff"));
+  {
+    // A second skiffd on the same state dir refuses to start (and leaves the socket).
+    const std::string bin = BuildDir() + "/agent/skiffd";
+    const std::string cmd = bin + " --socket " + tmp_.path() + "/second.sock --state-dir " +
+                            state_dir_ + " --image-root " + tmp_.path() + "/images >" +
+                            tmp_.path() + "/second.log 2>&1";
+    const int rc = system(cmd.c_str());
+    EXPECT_TRUE(WIFEXITED(rc) && WEXITSTATUS(rc) == 1) << rc;
+    struct stat st;
+    EXPECT_EQ(stat(socket_.c_str(), &st), 0);
+  }
   // The instance's stdout (httpd -v logs the request) reaches StreamLogs.
   absl::SleepFor(absl::Milliseconds(200));
   bool logged = false;
