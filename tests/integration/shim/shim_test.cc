@@ -246,6 +246,19 @@ TEST_F(ShimTest, InstanceSurvivesItsLauncherAndAnotherClientStopsIt) {
   EXPECT_THAT(ShimClient::Connect(state_.path()), StatusIs(absl::StatusCode::kUnavailable));
 }
 
+TEST_F(ShimTest, SigtermToTheShimStopsTheInstanceGracefully) {
+  SKIFF_ASSERT_OK(LaunchShim(ShimBinary(), Config({"sh", "-c",
+                                                   "trap 'echo bye; exit 0' TERM; echo ready; "
+                                                   "while true; do sleep 0.05; done"},
+                                                  true)));
+  ASSERT_TRUE(WaitForConsole("ready", absl::Seconds(10)));
+  ASSERT_EQ(kill(ShimPid(), SIGTERM), 0);
+  SKIFF_ASSERT_OK_AND_ASSIGN(v1::shim::ShimStatus st, WaitExited(absl::Seconds(10)));
+  EXPECT_EQ(st.exit_reason(), kStopped);
+  EXPECT_EQ(st.exit_code(), 0);
+  EXPECT_TRUE(WaitForConsole("bye", absl::Seconds(1)));
+}
+
 TEST_F(ShimTest, SecondLaunchIntoALiveStateDirIsRefusedAndChangesNothing) {
   v1::shim::ShimConfig config = Config({"sleep", "1000"}, true);
   SKIFF_ASSERT_OK(LaunchShim(ShimBinary(), config));
