@@ -46,7 +46,14 @@ absl::Status InstanceController::RecoverOne(const std::string& id, RecoveryRepor
         absl::StrCat(kInstanceFile, " names instance ", rec->instance.id(), ", not ", id));
   }
   v1::shim::ShimConfig config;
-  SKIFF_RETURN_IF_ERROR(ReadProtoFile(absl::StrCat(rec->dir, "/", kConfigFile), &config));
+  absl::Status config_read = ReadProtoFile(absl::StrCat(rec->dir, "/", kConfigFile), &config);
+  if (absl::IsNotFound(config_read) && !runtime_->Connect(rec->dir).ok()) {
+    // skiffd died during CreateInstance before the shim was launched: nothing runs, and
+    // nothing was reported created. Finish the rollback so the id is usable again.
+    SKIFF_RETURN_IF_ERROR(RemoveStateDir(rec->dir));
+    return absl::AbortedError("create was interrupted before launch; removed");
+  }
+  SKIFF_RETURN_IF_ERROR(config_read);
   rec->host_ip = config.host_ip();
   // The file holds the instance as created; its live state comes from the shim.
   rec->instance.set_state(v1::CREATED);

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "agent/instances/spec_defaults.h"
+#include "agent/instances/state_files.h"
 #include "tests/support/status_matchers.h"
 #include "tests/unit/agent/agent_fakes.h"
 
@@ -424,6 +425,21 @@ TEST_F(InstanceControllerTest, RecoveryRebuildsTableKillsNothing) {
   SKIFF_ASSERT_OK_AND_ASSIGN(live, controller_->Stop("live", std::nullopt));
   EXPECT_EQ(live.state(), v1::EXITED);
   EXPECT_EQ(runtime_.shim(Dir("live"))->stops(), 1);
+}
+
+TEST_F(InstanceControllerTest, RecoveryFinishesTheRollbackOfAnInterruptedCreate) {
+  // What a crash between writing instance.pb and launching the shim leaves.
+  const std::string dir = Dir("half");
+  std::filesystem::create_directories(dir);
+  v1::Instance inst;
+  inst.set_id("half");
+  SKIFF_ASSERT_OK(WriteProtoFile(dir + "/instance.pb", inst));
+  SKIFF_ASSERT_OK_AND_ASSIGN(RecoveryReport report, controller_->Recover());
+  ASSERT_EQ(report.problems.size(), 1u);
+  EXPECT_THAT(report.problems[0], HasSubstr("interrupted before launch"));
+  EXPECT_FALSE(Exists(dir));
+  EXPECT_THAT(controller_->Get("half"), StatusIs(absl::StatusCode::kNotFound));
+  SKIFF_EXPECT_OK(controller_->Create("half", Spec()));
 }
 
 TEST_F(InstanceControllerTest, RecoveryMarksUnrecordedDeadShimsLostAndReportsJunk) {
