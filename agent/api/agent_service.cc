@@ -166,14 +166,17 @@ grpc::Status AgentService::PullImage(grpc::ServerContext* ctx, const v1::PullIma
   // The store may report progress from several fetch threads; writes are serialized.
   absl::Mutex write_mu;
   bool client_gone = false;
+  bool sent_done = false;
   absl::StatusOr<images::Image> image =
       images_->Pull(req->image(), [&](const images::PullProgress& p) {
         absl::MutexLock lock(&write_mu);
-        if (client_gone || ctx->IsCancelled()) return;
+        if (client_gone || sent_done || ctx->IsCancelled()) return;
         if (!writer->Write(ToProto(req->image(), p))) client_gone = true;
+        sent_done = p.phase == "done";
       });
   if (!image.ok()) return ToGrpcStatus(image.status());
-  if (client_gone) return grpc::Status::OK;
+  // Exactly one final message with done = true, whether or not the store sent one.
+  if (client_gone || sent_done) return grpc::Status::OK;
   v1::PullProgress done;
   done.set_image(req->image());
   done.set_digest(image->manifest_digest);

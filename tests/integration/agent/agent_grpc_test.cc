@@ -289,7 +289,8 @@ TEST_F(AgentGrpcTest, StreamLogsWithAndWithoutFollow) {
 }
 
 TEST_F(AgentGrpcTest, ImagesPullListRemove) {
-  {
+  for (bool store_reports_done : {false, true}) {
+    images_.set_report_done(store_reports_done);
     grpc::ClientContext ctx;
     v1::PullImageRequest req;
     req.set_image(kHelloImage);
@@ -298,6 +299,7 @@ TEST_F(AgentGrpcTest, ImagesPullListRemove) {
     v1::PullProgress p;
     while (reader->Read(&p)) phases.push_back(p.phase());
     ASSERT_TRUE(reader->Finish().ok());
+    // One final "done" either way.
     EXPECT_THAT(phases, ElementsAre("resolving", "fetching", "unpacking", "done"));
     EXPECT_TRUE(p.done());
     EXPECT_THAT(p.digest(), StartsWith("sha256:"));

@@ -356,6 +356,10 @@ class FakeImageStore : public images::ImageStore {
     p.layers_done = 1;
     p.phase = "unpacking";
     progress(p);
+    if (report_done_) {
+      p.phase = "done";
+      progress(p);
+    }
     absl::MutexLock lock(&mu_);
     cached_[ref] = img;
     return img;
@@ -398,6 +402,8 @@ class FakeImageStore : public images::ImageStore {
     absl::MutexLock lock(&mu_);
     return users_[digest];
   }
+  // Whether Pull reports a final "done" itself (the real store does).
+  void set_report_done(bool b) { report_done_ = b; }
   void set_pull_delay(absl::Duration d) {
     absl::MutexLock lock(&mu_);
     pull_delay_ = d;
@@ -415,6 +421,7 @@ class FakeImageStore : public images::ImageStore {
   std::map<std::string, int> users_ ABSL_GUARDED_BY(mu_);
   int pulls_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Duration pull_delay_ ABSL_GUARDED_BY(mu_);
+  std::atomic<bool> report_done_{false};
 };
 
 // A temp dir removed (recursively) at destruction.
