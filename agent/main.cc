@@ -16,6 +16,7 @@
 #include <atomic>
 #include <climits>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <string>
 #include <thread>
@@ -104,10 +105,17 @@ absl::Status PrepareSocket(const std::string& path) {
 int Run() {
   auto log = spdlog::stderr_color_mt("skiffd");
   spdlog::set_default_logger(log);
-  log->set_level(spdlog::level::from_str(absl::GetFlag(FLAGS_log_level)));
+  const std::string level = absl::GetFlag(FLAGS_log_level);
+  if (level != "trace" && level != "debug" && level != "info" && level != "warn" &&
+      level != "error") {
+    log->error("flag --log-level: \"{}\" is not trace, debug, info, warn or error", level);
+    return 2;
+  }
+  log->set_level(spdlog::level::from_str(level));
 
-  const std::string socket_path = absl::GetFlag(FLAGS_socket);
-  const std::string state_dir = absl::GetFlag(FLAGS_state_dir);
+  // The shims get absolute paths whatever the working directory.
+  const std::string socket_path = std::filesystem::absolute(absl::GetFlag(FLAGS_socket));
+  const std::string state_dir = std::filesystem::absolute(absl::GetFlag(FLAGS_state_dir));
   std::string shim = absl::GetFlag(FLAGS_shim);
   if (shim.empty()) {
     // Installed side by side; in a build tree, shim/ is skiffd's sibling directory.
@@ -119,7 +127,7 @@ int Run() {
   }
 
   images::StoreOptions store_options;
-  store_options.root = absl::GetFlag(FLAGS_image_root);
+  store_options.root = std::filesystem::absolute(absl::GetFlag(FLAGS_image_root));
   store_options.insecure_registries = absl::GetFlag(FLAGS_insecure_registry);
   store_options.ca_file = absl::GetFlag(FLAGS_registry_ca);
   // One skiffd per state dir: a second one would steal the socket and share the shims.
