@@ -71,8 +71,8 @@ class SkiffdE2eTest : public ::testing::Test {
     auto reg = LocalRegistry::Start();
     ASSERT_TRUE(reg.ok()) << reg.status();
     registry_ = reg->release();
-    absl::Status pushed =
-        registry_->PushExampleImages({"hello", "sigterm-ignorer", "sigterm-handler", "job"});
+    absl::Status pushed = registry_->PushExampleImages(
+        {"hello", "sigterm-ignorer", "sigterm-handler", "job", "memhog"});
     ASSERT_TRUE(pushed.ok()) << pushed;
   }
   static void TearDownTestSuite() {
@@ -393,6 +393,29 @@ TEST_F(SkiffdE2eTest, RestartKeepsInstancesRunningAndStoppable) {
   EXPECT_GE(took, absl::Milliseconds(1800));
   EXPECT_LE(took, absl::Milliseconds(2600));
   EXPECT_TRUE(Delete("e2e-ign").ok());
+}
+
+TEST_F(SkiffdE2eTest, DefaultGraceIsTenSecondsThenSigkill) {
+  SKIFF_ASSERT_OK_AND_ASSIGN(v1::Instance inst,
+                             CreateAndWait("e2e-grace", Spec("sigterm-ignorer")));
+  ASSERT_EQ(inst.state(), v1::READY);
+  EXPECT_EQ(inst.spec().termination_grace().seconds(), 10);
+  const absl::Time t0 = absl::Now();
+  SKIFF_ASSERT_OK_AND_ASSIGN(v1::Instance stopped, Stop("e2e-grace", std::nullopt));
+  const absl::Duration took = absl::Now() - t0;
+  EXPECT_EQ(stopped.exit().reason(), v1::KILLED);
+  EXPECT_GE(took, absl::Milliseconds(9800));
+  EXPECT_LE(took, absl::Milliseconds(10600));
+  EXPECT_TRUE(Delete("e2e-grace").ok());
+}
+
+TEST_F(SkiffdE2eTest, MemoryHogIsReportedOomKilled) {
+  v1::InstanceSpec spec = Spec("memhog");
+  spec.set_kind(v1::JOB);
+  SKIFF_ASSERT_OK_AND_ASSIGN(v1::Instance inst, CreateAndWait("e2e-hog", spec));
+  ASSERT_EQ(inst.state(), v1::EXITED);
+  EXPECT_EQ(inst.exit().reason(), v1::OOM_KILLED) << inst.exit().DebugString();
+  EXPECT_TRUE(Delete("e2e-hog").ok());
 }
 
 TEST_F(SkiffdE2eTest, JobRunsToCompletionWithTaskEnv) {
