@@ -72,7 +72,7 @@ class SkiffdE2eTest : public ::testing::Test {
     ASSERT_TRUE(reg.ok()) << reg.status();
     registry_ = reg->release();
     absl::Status pushed = registry_->PushExampleImages(
-        {"hello", "sigterm-ignorer", "sigterm-handler", "job", "memhog"});
+        {"hello", "sigterm-ignorer", "sigterm-handler", "job", "memhog", "forker"});
     ASSERT_TRUE(pushed.ok()) << pushed;
   }
   static void TearDownTestSuite() {
@@ -407,6 +407,23 @@ TEST_F(SkiffdE2eTest, DefaultGraceIsTenSecondsThenSigkill) {
   EXPECT_GE(took, absl::Milliseconds(9800));
   EXPECT_LE(took, absl::Milliseconds(10600));
   EXPECT_TRUE(Delete("e2e-grace").ok());
+}
+
+TEST_F(SkiffdE2eTest, ForkerAndAllItsChildrenAreKilledAtTheGrace) {
+  SKIFF_ASSERT_OK_AND_ASSIGN(v1::Instance inst, CreateAndWait("e2e-fork", Spec("forker")));
+  ASSERT_EQ(inst.state(), v1::READY);
+  std::vector<pid_t> pids;
+  std::ifstream procs("/sys/fs/cgroup/memory/" + cgroup_parent_ + "/e2e-fork/cgroup.procs");
+  for (pid_t p; procs >> p;) pids.push_back(p);
+  EXPECT_GE(pids.size(), 7u);  // PID 1, 5 loops (one in its own session), httpd, sleeps
+  const absl::Time t0 = absl::Now();
+  SKIFF_ASSERT_OK_AND_ASSIGN(v1::Instance stopped, Stop("e2e-fork", 2000));
+  const absl::Duration took = absl::Now() - t0;
+  EXPECT_EQ(stopped.exit().reason(), v1::KILLED);
+  EXPECT_GE(took, absl::Milliseconds(1800));
+  EXPECT_LE(took, absl::Milliseconds(2600));
+  for (pid_t p : pids) EXPECT_NE(kill(p, 0), 0) << "pid " << p << " survived";
+  EXPECT_TRUE(Delete("e2e-fork").ok());
 }
 
 TEST_F(SkiffdE2eTest, MemoryHogIsReportedOomKilled) {
