@@ -1,0 +1,126 @@
+#include "tests/integration/e2e/skiffd_process.h"
+
+#include <fcntl.h>
+#include <grpcpp/grpcpp.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "sandbox/common/status.h"
+#include "sandbox/common/unique_fd.h"
+
+namespace skiff::testing {
+
+std::string BuildPath(const std::string& rel) {
+  const char* b = getenv("SKIFF_BUILD_DIR");
+  return absl::StrCat(b ? b : ".", "/", rel);
+}
+
+absl::StatusOr<std::unique_ptr<SkiffdProcess>> SkiffdProcess::Create(SkiffdOptions options) {
+  auto p = std::unique_ptr<SkiffdProcess>(new SkiffdProcess());
+  char tmpl[] = "/tmp/skiff-e2e-XXXXXX";
+  if (mkdtemp(tmpl) == nullptr) return ErrnoStatus(errno, "mkdtemp(", tmpl, ")");
+  p->root_ = tmpl;
+  p->socket_ = p->root_ + "/skiffd.sock";
+  p->state_dir_ = p->root_ + "/state";
+  p->image_root_ = p->root_ + "/images";
+  p->log_ = p->root_ + "/skiffd.log";
+  if (options.cgroup_parent.empty()) {
+    options.cgroup_parent = absl::StrCat("skiff-e2e-", getpid());
+  }
+  p->options_ = std::move(options);
+  return p;
+}
+
+SkiffdProcess::~SkiffdProcess() {
+  if (pid_ > 0) (void)Stop(/*kill=*/true);
+  std::error_code ec;
+  std::filesystem::remove_all(root_, ec);
+}
+
+absl::Status SkiffdProcess::Start(absl::Duration timeout) {
+  std::vector<std::string> args = {
+      BuildPath("agent/skiffd"),
+      "--socket=" + socket_,
+      "--state-dir=" + state_dir_,
+      "--image-root=" + image_root_,
+      "--ip-pool=" + options_.ip_pool,
+      "--cgroup-parent=" + options_.cgroup_parent,
+      "--shim=" + BuildPath("shim/skiff-shim"),
+  };
+  for (const auto& r : options_.insecure_registries) args.push_back("--insecure-registry=" + r);
+  for (const auto& f : options_.extra_flags) args.push_back(f);
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+
+  int log_fd = open(log_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (log_fd < 0) return ErrnoStatus(errno, "open(", log_, ")");
+  pid_t pid = fork();
+  if (pid < 0) return ErrnoStatus(errno, "fork(skiffd)");
+  if (pid == 0) {
+    dup2(log_fd, 1);
+    dup2(log_fd, 2);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  UniqueFd log_owner(log_fd);
+  pid_ = pid;
+
+  // A fresh channel per attempt: a channel that failed to connect before the socket
+  // existed would wait out gRPC's reconnect backoff (seconds).
+  absl::Time deadline = absl::Now() + timeout;
+  while (absl::Now() < deadline) {
+    int status;
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      return absl::InternalError(
+          absl::StrCat("skiffd exited during start-up (status ", status, "); see ", log_));
+    }
+    if (access(socket_.c_str(), F_OK) == 0) {
+      auto channel = grpc::CreateChannel("unix://" + socket_, grpc::InsecureChannelCredentials());
+      auto stub = v1::Agent::NewStub(channel);
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
+      v1::GetNodeRequest req;
+      v1::Node node;
+      if (stub->GetNode(&ctx, req, &node).ok()) {
+        stub_ = std::move(stub);
+        return absl::OkStatus();
+      }
+    }
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  return absl::DeadlineExceededError(absl::StrCat("skiffd did not answer on ", socket_));
+}
+
+absl::Status SkiffdProcess::Stop(bool kill) {
+  if (pid_ <= 0) return absl::OkStatus();
+  ::kill(pid_, kill ? SIGKILL : SIGTERM);
+  int status;
+  absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (waitpid(pid_, &status, WNOHANG) == 0) {
+    if (absl::Now() > deadline) ::kill(pid_, SIGKILL);
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  pid_ = -1;
+  return absl::OkStatus();
+}
+
+void SkiffdProcess::RemoveCgroupParent() {
+  for (const char* c : {"cpu", "cpuacct", "memory", "pids", "freezer", "unified"}) {
+    std::string dir = absl::StrCat("/sys/fs/cgroup/", c, "/", options_.cgroup_parent);
+    if (rmdir(dir.c_str()) != 0 && errno != ENOENT) {
+      fprintf(stderr, "rmdir(%s): %s\n", dir.c_str(), strerror(errno));
+    }
+  }
+}
+
+}  // namespace skiff::testing
