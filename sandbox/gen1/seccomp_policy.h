@@ -6,11 +6,15 @@
 // sandbox's app process installs that program between fork/clone and execve with
 // InstallSeccompProgram(), which is async-signal-safe (prctl + seccomp, no allocation).
 //
-// The policy is a denylist over a default of "allow": the syscalls that reach host-wide
-// kernel state (mounts, modules, kexec, bpf, perf, ptrace, keyrings, namespaces,
-// io_uring, swap, reboot, clock, handle-based opens ...) fail with EPERM; clone() with a
-// namespace flag fails with EPERM; clone3() fails with ENOSYS so libc falls back to
-// clone(), whose flags a filter can see. Syscalls newer than the policy's review
+// The policy is an allowlist over a default of EPERM: only the syscalls an ordinary
+// Linux userland needs (DefaultAllowedSyscalls(), grouped by purpose in the .cc) are
+// allowed; everything else — in particular the syscalls that reach host-wide kernel
+// state (mounts, modules, kexec, bpf, perf, ptrace, keyrings, namespaces, io_uring,
+// swap, reboot, clock, handle-based opens ..., DefaultDeniedSyscalls()) — fails with
+// EPERM. Argument filters: clone() is allowed only without namespace flags; clone3()
+// fails with ENOSYS so libc falls back to clone(), whose flags a filter can see;
+// personality() only with the usual personas; socket() only for AF_UNIX, AF_INET,
+// AF_INET6, AF_NETLINK and AF_PACKET. Syscalls newer than the policy's review
 // (number > 450) fail with ENOSYS. Any syscall made through another ABI (i386
 // `int 0x80`, x32) kills the process.
 
@@ -37,8 +41,13 @@ class SeccompProgram {
   std::vector<sock_filter> insns_;
 };
 
-// The syscalls the default policy answers with EPERM (names as libseccomp spells them;
-// those unknown on x86_64 are skipped). Exposed for tests and docs.
+// The syscalls the default policy allows without argument conditions (names as
+// libseccomp spells them). Exposed for tests and docs.
+const std::vector<std::string>& DefaultAllowedSyscalls();
+
+// Syscalls reviewed and deliberately left out of the allowlist, so they fail with EPERM
+// (names as libseccomp spells them). BuildDefaultPolicy() refuses to build if any of
+// them is also allowed. Exposed for tests and docs.
 const std::vector<std::string>& DefaultDeniedSyscalls();
 
 // Builds the default policy for x86_64.
