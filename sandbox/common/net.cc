@@ -11,8 +11,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <functional>
+#include <map>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "sandbox/common/status.h"
 #include "sandbox/common/unique_fd.h"
@@ -213,7 +216,192 @@ absl::Status LinkError(int err, const std::string& op) {
   return ErrnoStatus(err, op);
 }
 
+// Sends a NLM_F_DUMP request (a header of `family_bytes` zeroed bytes whose first byte is
+// the address family) and calls `on_msg` for each answer until NLMSG_DONE.
+absl::Status Dump(uint16_t type, uint8_t family, size_t family_bytes, const char* what,
+                  const std::function<void(const nlmsghdr*)>& on_msg) {
+  UniqueFd fd;
+  if (int err = OpenRtnl(&fd)) return ErrnoStatus(err, "socket(AF_NETLINK, NETLINK_ROUTE)");
+  NlRequest req(type, NLM_F_DUMP);
+  req.hdr()->nlmsg_flags &= static_cast<uint16_t>(~NLM_F_ACK);
+  auto* head = static_cast<uint8_t*>(req.Put(family_bytes));
+  head[0] = family;
+  const uint32_t seq = 0x5c1f12u + type;
+  req.hdr()->nlmsg_seq = seq;
+  sockaddr_nl kernel{};
+  kernel.nl_family = AF_NETLINK;
+  if (sendto(fd.get(), req.hdr(), req.hdr()->nlmsg_len, 0, reinterpret_cast<sockaddr*>(&kernel),
+             sizeof(kernel)) < 0) {
+    return ErrnoStatus(errno, "sendto(", what, " dump)");
+  }
+  std::vector<char> buf(32768);
+  for (;;) {
+    ssize_t n = recv(fd.get(), buf.data(), buf.size(), 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return ErrnoStatus(errno, "recv(", what, " dump)");
+    if (n == 0) return ErrnoStatus(EPROTO, what, " dump");
+    int len = static_cast<int>(n);
+    for (auto* h = reinterpret_cast<nlmsghdr*>(buf.data()); NLMSG_OK(h, len);
+         h = NLMSG_NEXT(h, len)) {
+      if (h->nlmsg_seq != seq) continue;
+      if (h->nlmsg_type == NLMSG_DONE) return absl::OkStatus();
+      if (h->nlmsg_type == NLMSG_ERROR) {
+        const auto* e = static_cast<const nlmsgerr*>(NLMSG_DATA(h));
+        return ErrnoStatus(-e->error, what, " dump");
+      }
+      on_msg(h);
+    }
+  }
+}
+
+const char* RouteTypeName(uint8_t type) {
+  switch (type) {
+    case RTN_UNICAST:
+      return "unicast";
+    case RTN_LOCAL:
+      return "local";
+    case RTN_BROADCAST:
+      return "broadcast";
+    case RTN_ANYCAST:
+      return "anycast";
+    case RTN_MULTICAST:
+      return "multicast";
+    case RTN_BLACKHOLE:
+      return "blackhole";
+    case RTN_UNREACHABLE:
+      return "unreachable";
+    case RTN_PROHIBIT:
+      return "prohibit";
+    case RTN_THROW:
+      return "throw";
+    case RTN_NAT:
+      return "nat";
+    default:
+      return "other";
+  }
+}
+
+std::string FormatIpv4(uint32_t addr_be) {
+  const auto* b = reinterpret_cast<const uint8_t*>(&addr_be);
+  return absl::StrCat(b[0], ".", b[1], ".", b[2], ".", b[3]);
+}
+
+// A route request for the main table: family, destination prefix, type.
+void PutRoute(NlRequest& req, const Ipv4Cidr& dst, uint8_t type) {
+  auto* rtm = static_cast<rtmsg*>(req.Put(sizeof(rtmsg)));
+  rtm->rtm_family = AF_INET;
+  rtm->rtm_dst_len = static_cast<uint8_t>(dst.prefix_len);
+  rtm->rtm_table = RT_TABLE_MAIN;
+  rtm->rtm_protocol = RTPROT_STATIC;
+  rtm->rtm_scope = type == RTN_UNSPEC ? RT_SCOPE_NOWHERE : RT_SCOPE_UNIVERSE;
+  rtm->rtm_type = type;
+  req.AttrU32(RTA_DST, dst.addr_be);
+}
+
+absl::StatusOr<Ipv4Cidr> ParseRouteCidr(const std::string& cidr) {
+  SKIFF_ASSIGN_OR_RETURN(Ipv4Cidr dst, ParseCidr(cidr));
+  if (dst.prefix_len == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("route \"", cidr, "\": prefix length 0 (the default route) is refused"));
+  }
+  return dst;
+}
+
 }  // namespace
+
+absl::StatusOr<Ipv4Cidr> ParseCidr(const std::string& cidr) {
+  auto bad = [&](const char* why) {
+    return absl::InvalidArgumentError(absl::StrCat("CIDR \"", cidr, "\": ", why));
+  };
+  const size_t slash = cidr.find('/');
+  if (slash == std::string::npos || cidr.size() > 18) return bad("expected a.b.c.d/n");
+  absl::StatusOr<uint32_t> addr = ParseIpv4(cidr.substr(0, slash));
+  if (!addr.ok()) return bad("bad address");
+  const std::string len_str = cidr.substr(slash + 1);
+  uint32_t len = 0;
+  if (len_str.empty() || len_str.size() > 2 ||
+      len_str.find_first_not_of("0123456789") != std::string::npos ||
+      !absl::SimpleAtoi(len_str, &len) || len > 32) {
+    return bad("prefix length must be 0..32");
+  }
+  const uint32_t mask = len == 0 ? 0 : ~uint32_t{0} << (32 - len);
+  if ((ntohl(*addr) & ~mask) != 0) return bad("host bits set");
+  return Ipv4Cidr{*addr, len};
+}
+
+absl::Status AddUnreachableRoute(const std::string& cidr) {
+  SKIFF_ASSIGN_OR_RETURN(Ipv4Cidr dst, ParseRouteCidr(cidr));
+  UniqueFd fd;
+  if (int err = OpenRtnl(&fd)) return ErrnoStatus(err, "socket(AF_NETLINK, NETLINK_ROUTE)");
+  NlRequest req(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE);
+  PutRoute(req, dst, RTN_UNREACHABLE);
+  if (int err = Transact(fd.get(), req)) {
+    return ErrnoStatus(err, "RTM_NEWROUTE(unreachable ", cidr, ")");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status DeleteRoute(const std::string& cidr) {
+  SKIFF_ASSIGN_OR_RETURN(Ipv4Cidr dst, ParseRouteCidr(cidr));
+  UniqueFd fd;
+  if (int err = OpenRtnl(&fd)) return ErrnoStatus(err, "socket(AF_NETLINK, NETLINK_ROUTE)");
+  NlRequest req(RTM_DELROUTE, 0);
+  PutRoute(req, dst, RTN_UNSPEC);
+  auto* rtm = reinterpret_cast<rtmsg*>(NLMSG_DATA(req.hdr()));
+  rtm->rtm_protocol = RTPROT_UNSPEC;  // any protocol
+  if (int err = Transact(fd.get(), req)) {
+    if (err == ESRCH) {
+      return absl::NotFoundError(absl::StrCat("RTM_DELROUTE(", cidr, "): ESRCH (no such route)"));
+    }
+    return ErrnoStatus(err, "RTM_DELROUTE(", cidr, ")");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<RouteInfo>> ListRoutes() {
+  std::map<int, std::string> names;
+  SKIFF_RETURN_IF_ERROR(
+      Dump(RTM_GETLINK, AF_UNSPEC, sizeof(ifinfomsg), "RTM_GETLINK", [&](const nlmsghdr* h) {
+        if (h->nlmsg_type != RTM_NEWLINK) return;
+        const auto* info = static_cast<const ifinfomsg*>(NLMSG_DATA(h));
+        int alen = static_cast<int>(h->nlmsg_len - NLMSG_LENGTH(sizeof(*info)));
+        for (auto* a = IFLA_RTA(info); RTA_OK(a, alen); a = RTA_NEXT(a, alen)) {
+          if (a->rta_type != IFLA_IFNAME) continue;
+          const char* p = static_cast<const char*>(RTA_DATA(a));
+          names[info->ifi_index] = std::string(p, strnlen(p, RTA_PAYLOAD(a)));
+        }
+      }));
+  std::vector<RouteInfo> routes;
+  SKIFF_RETURN_IF_ERROR(
+      Dump(RTM_GETROUTE, AF_INET, sizeof(rtmsg), "RTM_GETROUTE", [&](const nlmsghdr* h) {
+        if (h->nlmsg_type != RTM_NEWROUTE) return;
+        const auto* rtm = static_cast<const rtmsg*>(NLMSG_DATA(h));
+        if (rtm->rtm_family != AF_INET) return;
+        uint32_t table = rtm->rtm_table;
+        uint32_t dst = 0;
+        int oif = 0;
+        int alen = static_cast<int>(h->nlmsg_len - NLMSG_LENGTH(sizeof(*rtm)));
+        for (auto* a = RTM_RTA(rtm); RTA_OK(a, alen); a = RTA_NEXT(a, alen)) {
+          if (a->rta_type == RTA_TABLE && RTA_PAYLOAD(a) >= 4) {
+            memcpy(&table, RTA_DATA(a), 4);
+          } else if (a->rta_type == RTA_DST && RTA_PAYLOAD(a) >= 4) {
+            memcpy(&dst, RTA_DATA(a), 4);
+          } else if (a->rta_type == RTA_OIF && RTA_PAYLOAD(a) >= 4) {
+            memcpy(&oif, RTA_DATA(a), 4);
+          }
+        }
+        if (table != RT_TABLE_MAIN) return;
+        RouteInfo r;
+        r.dst = absl::StrCat(FormatIpv4(dst), "/", rtm->rtm_dst_len);
+        r.type = RouteTypeName(rtm->rtm_type);
+        if (oif > 0) {
+          auto it = names.find(oif);
+          r.dev = it != names.end() ? it->second : absl::StrCat("if", oif);
+        }
+        routes.push_back(std::move(r));
+      }));
+  return routes;
+}
 
 absl::StatusOr<uint32_t> ParseIpv4(const std::string& dotted) {
   in_addr a{};

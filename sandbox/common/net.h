@@ -48,4 +48,34 @@ absl::StatusOr<std::vector<std::string>> ListLinks();
 // Parses a dotted quad into network byte order; InvalidArgument names the input.
 absl::StatusOr<uint32_t> ParseIpv4(const std::string& dotted);
 
+// An IPv4 prefix, e.g. "10.88.0.0/16": network byte order address and length.
+struct Ipv4Cidr {
+  uint32_t addr_be = 0;
+  uint32_t prefix_len = 0;
+};
+
+// Parses "a.b.c.d/n" (n 0..32, no host bits set); InvalidArgument names the input.
+absl::StatusOr<Ipv4Cidr> ParseCidr(const std::string& cidr);
+
+// Routes of the main table in the calling thread's netns (see the pool's blackhole in
+// docs/operations.md). Both take a CIDR with prefix length 1..32 (never a default route).
+//
+// Installs `unreachable <cidr>` (RTN_UNREACHABLE): packets to addresses inside it that no
+// more specific route covers fail at once with EHOSTUNREACH instead of following the
+// default route. Idempotent: replaces a route to exactly this prefix if one exists.
+absl::Status AddUnreachableRoute(const std::string& cidr);
+// Deletes the main-table route to exactly this prefix (whatever its type); NotFound if
+// there is none.
+absl::Status DeleteRoute(const std::string& cidr);
+
+// One IPv4 route of the main table.
+struct RouteInfo {
+  std::string dst;   // "10.88.0.0/16" ("0.0.0.0/0" for the default route)
+  std::string type;  // "unicast", "unreachable", "blackhole", "prohibit", "local", ...
+  std::string dev;   // output link name, empty if none
+};
+
+// The IPv4 main-table routes of the calling thread's netns (an RTM_GETROUTE dump).
+absl::StatusOr<std::vector<RouteInfo>> ListRoutes();
+
 }  // namespace skiff

@@ -334,5 +334,108 @@ TEST_F(NetTest, BadConfigIsInvalidArgumentNamingTheField) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("1.2.3.4 ")));
 }
 
+// Pool routes. The fixture's netns (private, see NetTest) gets a default route through a
+// veth whose far end is in this same netns, so unrouted traffic really has somewhere to
+// go: a non-blocking connect() then answers EINPROGRESS (the SYN went out). With the
+// pool's unreachable route it must fail at once instead.
+class RouteTest : public NetTest {
+ protected:
+  static constexpr char kPool[] = "10.203.0.0/24";
+  void SetUp() override {
+    NetTest::SetUp();
+    uplink_ = absl::StrCat("rtu", getpid() % 100000);
+    instance_if_ = absl::StrCat("rti", getpid() % 100000);
+    // Both ends here: "uplink" addressed 10.202.0.0/31, its peer gets the default route.
+    VethConfig up{.host_ifname = uplink_,
+                  .host_ip = "10.202.0.0",
+                  .instance_ip = "10.202.0.1",
+                  .instance_ifname = absl::StrCat(uplink_, "p")};
+    ASSERT_THAT(CreateVethPair(up, getpid()), IsOk());
+    ASSERT_EQ(ConfigureInstanceNetwork(up.instance_ifname.c_str(), Ip("10.202.0.1"),
+                                       Ip("10.202.0.0"), 31),
+              0);
+    // An assigned pool pair: its /31 is more specific than the pool's route.
+    VethConfig pair{.host_ifname = instance_if_,
+                    .host_ip = "10.203.0.4",
+                    .instance_ip = "10.203.0.5",
+                    .instance_ifname = absl::StrCat(instance_if_, "p")};
+    ASSERT_THAT(CreateVethPair(pair, getpid()), IsOk());
+  }
+  void TearDown() override {
+    DeleteRoute(kPool).IgnoreError();
+    DeleteLink(uplink_).IgnoreError();
+    DeleteLink(instance_if_).IgnoreError();
+    NetTest::TearDown();
+  }
+  // Non-blocking connect to ip:80: 0 on success, else the errno (EINPROGRESS: sent).
+  static int Connect(const char* ip) {
+    UniqueFd fd(socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(80);
+    addr.sin_addr.s_addr = Ip(ip);
+    return connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 ? 0 : errno;
+  }
+  static int CountRoutes(const std::string& dst, const std::string& type) {
+    absl::StatusOr<std::vector<RouteInfo>> routes = ListRoutes();
+    EXPECT_THAT(routes.status(), IsOk());
+    if (!routes.ok()) return -1;
+    int n = 0;
+    for (const RouteInfo& r : *routes) n += r.dst == dst && r.type == type;
+    return n;
+  }
+  std::string uplink_, instance_if_;
+};
+
+TEST_F(RouteTest, UnreachablePoolRouteFailsUnassignedAddressesAtOnce) {
+  ASSERT_EQ(CountRoutes("0.0.0.0/0", "unicast"), 1);
+  // Without it, pool traffic follows the default route.
+  EXPECT_EQ(Connect("10.203.0.77"), EINPROGRESS);
+
+  ASSERT_THAT(AddUnreachableRoute(kPool), IsOk());
+  ASSERT_THAT(AddUnreachableRoute(kPool), IsOk());  // idempotent: replaced, not doubled
+  EXPECT_EQ(CountRoutes(kPool, "unreachable"), 1);
+  const auto t0 = Clock::now();
+  const int err = Connect("10.203.0.77");
+  EXPECT_TRUE(err == EHOSTUNREACH || err == ENETUNREACH) << strerror(err);
+  EXPECT_LT(Clock::now() - t0, std::chrono::milliseconds(100));
+  // An exited instance's address (pair gone) is unassigned again: also refused.
+  EXPECT_THAT(DeleteLink(instance_if_), IsOk());
+  const int gone = Connect("10.203.0.5");
+  EXPECT_TRUE(gone == EHOSTUNREACH || gone == ENETUNREACH) << strerror(gone);
+  // Outside the pool the default route still works.
+  EXPECT_EQ(Connect("10.204.0.9"), EINPROGRESS);
+
+  ASSERT_THAT(DeleteRoute(kPool), IsOk());
+  EXPECT_EQ(CountRoutes(kPool, "unreachable"), 0);
+  EXPECT_EQ(Connect("10.203.0.77"), EINPROGRESS);
+  EXPECT_THAT(DeleteRoute(kPool), StatusIs(absl::StatusCode::kNotFound, HasSubstr(kPool)));
+}
+
+TEST_F(RouteTest, AssignedPairsAreMoreSpecificThanThePoolRoute) {
+  ASSERT_THAT(AddUnreachableRoute(kPool), IsOk());
+  EXPECT_EQ(CountRoutes("10.203.0.4/31", "unicast"), 1);
+  EXPECT_EQ(Connect("10.203.0.5"), EINPROGRESS);  // via the pair's veth
+  const int err = Connect("10.203.0.6");
+  EXPECT_TRUE(err == EHOSTUNREACH || err == ENETUNREACH) << strerror(err);
+}
+
+TEST_F(RouteTest, BadCidrsAreInvalidArgumentNamingTheInput) {
+  for (const char* bad : {"", "10.0.0.0", "10.0.0.0/", "10.0.0.0/33", "10.0.0.0/-1", "10.0.0.1/24",
+                          "10.0.0/24", "x/8", "10.0.0.0/8/8", "10.0.0.0/ 8", "::/0"}) {
+    EXPECT_THAT(AddUnreachableRoute(bad), StatusIs(absl::StatusCode::kInvalidArgument,
+                                                   HasSubstr(absl::StrCat("\"", bad, "\""))))
+        << bad;
+    EXPECT_THAT(DeleteRoute(bad), StatusIs(absl::StatusCode::kInvalidArgument)) << bad;
+  }
+  // Never a default route.
+  EXPECT_THAT(AddUnreachableRoute("0.0.0.0/0"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("default route")));
+  EXPECT_EQ(CountRoutes("0.0.0.0/0", "unreachable"), 0);
+  SKIFF_ASSERT_OK_AND_ASSIGN(Ipv4Cidr c, ParseCidr("10.88.0.0/16"));
+  EXPECT_EQ(c.addr_be, Ip("10.88.0.0"));
+  EXPECT_EQ(c.prefix_len, 16u);
+}
+
 }  // namespace
 }  // namespace skiff
