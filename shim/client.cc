@@ -125,7 +125,7 @@ absl::Status LaunchShim(const std::string& shim_binary, const v1::shim::ShimConf
     bool exited = !pidfd;  // already gone before pidfd_open
     if (pidfd) {
       pollfd pfd = {pidfd.get(), POLLIN, 0};
-      exited = poll(&pfd, 1, 5) == 1;
+      exited = poll(&pfd, 1, 1) == 1;  // the shim listens within ~1 ms
     }
     if (exited) {
       absl::StatusOr<v1::shim::ShimStatus> st = ReadStatusFile(dir);

@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -52,6 +53,10 @@ enum ExitReason : int32_t {
 };
 
 constexpr uint64_t kDefaultStartupTimeoutMs = 240 * 1000;
+// Probe schedule: tight at first (most apps listen within ~100 ms of execve, and each
+// tick of delay is create→Ready latency), then backing off to the steady interval.
+constexpr int64_t kProbeFastIntervalNs = 1 * 1000 * 1000;
+constexpr int64_t kProbeFastPhaseNs = 100 * 1000 * 1000;
 constexpr int64_t kProbeIntervalNs = 15 * 1000 * 1000;
 constexpr int64_t kProbeAttemptTimeoutNs = 250 * 1000 * 1000;
 constexpr int kListenBacklog = 16;
@@ -157,6 +162,8 @@ class Shim {
   bool probing_ = false;
   uint32_t probe_ip_be_ = 0;
   int64_t probe_deadline_ns_ = 0;
+  int64_t probe_started_ns_ = 0;
+  int64_t probe_interval_ns_ = 0;  // current timer period
   std::optional<ProbeAttempt> attempt_;
   int64_t attempt_started_ns_ = 0;
 };
@@ -285,8 +292,10 @@ void Shim::StartInstance() {
     probing_ = true;
     uint64_t timeout_ms =
         config_.startup_timeout_ms() > 0 ? config_.startup_timeout_ms() : kDefaultStartupTimeoutMs;
-    probe_deadline_ns_ = NowNs() + static_cast<int64_t>(timeout_ms) * 1000000;
-    absl::Status st = ArmTimer(probe_timer_.get(), 1, kProbeIntervalNs);
+    probe_started_ns_ = NowNs();
+    probe_deadline_ns_ = probe_started_ns_ + static_cast<int64_t>(timeout_ms) * 1000000;
+    probe_interval_ns_ = kProbeFastIntervalNs;
+    absl::Status st = ArmTimer(probe_timer_.get(), 1, probe_interval_ns_);
     if (!st.ok()) Log("event=probe_timer_failed error=\"", st.message(), "\"");
   }
 }
@@ -405,6 +414,10 @@ void Shim::OnProbeTick() {
   if (!probing_) return;
   int64_t now = NowNs();
   if (now >= probe_deadline_ns_) return FailProbe();
+  if (now - probe_started_ns_ >= kProbeFastPhaseNs && probe_interval_ns_ < kProbeIntervalNs) {
+    probe_interval_ns_ = std::min(probe_interval_ns_ * 2, kProbeIntervalNs);
+    (void)ArmTimer(probe_timer_.get(), probe_interval_ns_, probe_interval_ns_);
+  }
   if (attempt_ && now - attempt_started_ns_ < kProbeAttemptTimeoutNs) return;
   if (attempt_) {
     if (attempt_->fd) Unwatch(attempt_->fd.get());

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -322,6 +323,20 @@ std::optional<absl::Status> PendingChildError(int error_fd, const PreparedChild&
   return st;
 }
 
+// The veth set-up, run on its own thread while the parent migrates the init into its
+// cgroup.
+struct VethJob {
+  const VethConfig* config;
+  pid_t netns_pid;
+  absl::Status status;
+};
+
+void* RunVethJob(void* arg) {
+  auto* job = static_cast<VethJob*>(arg);
+  job->status = CreateVethPair(*job->config, job->netns_pid);
+  return nullptr;
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Gen1Sandbox>> Gen1Sandbox::Start(const SandboxSpec& spec) {
@@ -381,12 +396,23 @@ absl::StatusOr<std::unique_ptr<Gen1Sandbox>> Gen1Sandbox::Start(const SandboxSpe
 }
 
 // Host-side steps between clone and release: cgroup, veth, then the release byte.
+// The cgroup migration (on v1 it waits for an RCU grace period, ~15 ms) and the veth
+// set-up over netlink (~3.5 ms) are independent: the veth is created on a short-lived
+// thread meanwhile.
 absl::Status Gen1Sandbox::ConfigureFromHost(const SandboxSpec& spec, int release_fd) {
-  SKIFF_RETURN_IF_ERROR(cgroup_->AddProcess(init_pid_));
-  if (!spec.veth.host_ifname.empty()) {
-    SKIFF_RETURN_IF_ERROR(CreateVethPair(spec.veth, init_pid_));
-    host_veth_ = spec.veth.host_ifname;
+  VethJob veth{&spec.veth, init_pid_, absl::OkStatus()};
+  bool veth_wanted = !spec.veth.host_ifname.empty();
+  pthread_t veth_thread;
+  // If no thread can be had, the veth is created serially after the migration.
+  bool threaded = veth_wanted && pthread_create(&veth_thread, nullptr, &RunVethJob, &veth) == 0;
+  absl::Status moved = cgroup_->AddProcess(init_pid_);
+  if (threaded) pthread_join(veth_thread, nullptr);
+  if (veth_wanted && !threaded && moved.ok()) RunVethJob(&veth);
+  if (veth_wanted && (threaded || moved.ok()) && veth.status.ok()) {
+    host_veth_ = spec.veth.host_ifname;  // Destroy() removes it
   }
+  SKIFF_RETURN_IF_ERROR(moved);
+  SKIFF_RETURN_IF_ERROR(veth.status);
   if (write(release_fd, "g", 1) != 1) return ErrnoStatus(errno, "release sandbox init");
   return absl::OkStatus();
 }
