@@ -1,7 +1,9 @@
 // skiffd: the skiff node agent. Serves the skiff.v1.Agent gRPC API on a Unix socket,
 // owns the instance table (agent/instances) and the image store (images/), and starts
-// one skiff-shim per instance. Instances outlive skiffd: SIGTERM/SIGINT stop serving and
-// exit without touching them; the next skiffd recovers them from --state-dir.
+// one skiff-shim per instance. Instances outlive skiffd: SIGTERM/SIGINT stop serving,
+// join every thread and exit 0 without touching them; the next skiffd recovers them from
+// --state-dir. While it runs, `unreachable <ip-pool>` keeps pool traffic on the host
+// (docs/operations.md).
 
 #include <fcntl.h>
 #include <grpcpp/grpcpp.h>
@@ -33,6 +35,8 @@
 #include "agent/instances/ip_pool.h"
 #include "agent/instances/shim_runtime.h"
 #include "images/image_store.h"
+#include "sandbox/common/cgroup.h"
+#include "sandbox/common/net.h"
 #include "sandbox/common/unique_fd.h"
 
 ABSL_FLAG(std::string, socket, "/run/skiff/skiffd.sock", "gRPC Unix socket (created mode 0600)");
@@ -88,6 +92,36 @@ bool ValidCgroupParent(const std::string& path) {
     }
   }
   return true;
+}
+
+// Removes the cgroup parent's directories (deepest first) from every hierarchy where they
+// are empty; a directory still in use (EBUSY/ENOTEMPTY) stays. The shims create them.
+void RemoveEmptyCgroupParent(const std::string& parent, spdlog::logger& log) {
+  absl::StatusOr<CgroupRoots> roots = CgroupRoots::Detect();
+  if (!roots.ok()) {
+    log.warn("cgroup parent: error=\"{}\"", roots.status().ToString());
+    return;
+  }
+  std::vector<std::string> hierarchies;
+  for (const std::string* r : {&roots->unified, &roots->cpu, &roots->cpuacct, &roots->memory,
+                               &roots->pids, &roots->freezer}) {
+    if (!r->empty() && std::find(hierarchies.begin(), hierarchies.end(), *r) == hierarchies.end()) {
+      hierarchies.push_back(*r);
+    }
+  }
+  for (const std::string& h : hierarchies) {
+    for (std::string rel = parent; !rel.empty();) {
+      const std::string dir = absl::StrCat(h, "/", rel);
+      if (rmdir(dir.c_str()) != 0) {
+        if (errno != ENOENT && errno != EBUSY && errno != ENOTEMPTY) {
+          log.warn("cgroup parent: rmdir({}): {}", dir, strerror(errno));
+        }
+        if (errno != ENOENT) break;
+      }
+      const size_t slash = rel.rfind('/');
+      rel = slash == std::string::npos ? "" : rel.substr(0, slash);
+    }
+  }
 }
 
 // Makes the socket's directory (0700) and clears a stale socket file.
@@ -179,10 +213,19 @@ int Run() {
   options.capacity.memory_bytes = absl::GetFlag(FLAGS_node_memory_bytes);
   if (options.capacity.memory_bytes == 0) options.capacity.memory_bytes = HostMemoryBytes();
 
-  // Never destroyed: watcher threads may be blocked on shim sockets at exit.
-  auto* events = new EventBus();
-  auto* controller =
-      new InstanceController(options, store->get(), runtime->get(), pool->get(), events);
+  // Pool addresses without a live veth (never assigned, or the instance exited) must not
+  // follow the default route off the host: the per-instance /31s are more specific. Only a clean
+  // shutdown with no instance left running removes it (an error exit keeps it).
+  const std::string pool_cidr = absl::GetFlag(FLAGS_ip_pool);
+  if (absl::Status st = AddUnreachableRoute(pool_cidr); !st.ok()) {
+    log->error("pool route: cidr={} error=\"{}\"", pool_cidr, st.ToString());
+    return 1;
+  }
+  log->info("pool route: unreachable {} installed", pool_cidr);
+  // Declared before the service and server that borrow them (destroyed after).
+  auto events = std::make_unique<EventBus>();
+  auto controller = std::make_unique<InstanceController>(options, store->get(), runtime->get(),
+                                                         pool->get(), events.get());
   auto report = controller->Recover();
   if (!report.ok()) {
     log->error("recover: state_dir={} error=\"{}\"", state_dir, report.status().ToString());
@@ -198,7 +241,7 @@ int Run() {
     log->error("socket: {}", st.ToString());
     return 1;
   }
-  AgentService service(controller, store->get(), events);
+  AgentService service(controller.get(), store->get(), events.get());
   grpc::ServerBuilder builder;
   builder.AddListeningPort(absl::StrCat("unix:", socket_path), grpc::InsecureServerCredentials());
   builder.RegisterService(&service);
@@ -241,14 +284,33 @@ int Run() {
   while (g_signal.load() == 0) usleep(100 * 1000);
 
   log->info("shutting down: signal={} (instances keep running)", g_signal.load());
-  controller->Shutdown();  // ends Stop/logs waits; watchers let go of the shims
+  controller->Shutdown();  // ends Stop/logs waits; cancels and joins every watcher
   events->CloseAll();      // ends WatchEvents streams and the event logger
   event_logger.join();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  server->Wait();
+  server.reset();
   unlink(socket_path.c_str());
+
+  // Instances left running keep their pool protected (and their cgroup parent) for the
+  // next skiffd.
+  uint32_t live = 0;
+  const v1::Node node = controller->GetNode();
+  for (const auto& [state, count] : node.instances_by_state()) {
+    if (state != v1::InstanceState_Name(v1::EXITED)) live += count;
+  }
+  if (live == 0) {
+    RemoveEmptyCgroupParent(options.cgroup_parent, *log);
+    if (absl::Status st = DeleteRoute(pool_cidr); !st.ok() && !absl::IsNotFound(st)) {
+      log->warn("pool route: cidr={} error=\"{}\"", pool_cidr, st.ToString());
+    } else {
+      log->info("pool route: unreachable {} removed (no instance left running)", pool_cidr);
+    }
+  } else {
+    log->info("pool route: unreachable {} kept (instances_running={})", pool_cidr, live);
+  }
+  log->info("shut down: signal={}", g_signal.load());
   log->flush();
-  // The controller and bus stay allocated: detached watcher threads may still reference
-  // them until the process is gone.
   return 0;
 }
 
@@ -302,6 +364,5 @@ int main(int argc, char** argv) {
   for (auto& a : args) cargs.push_back(a.data());
   cargs.push_back(nullptr);
   absl::ParseCommandLine(static_cast<int>(args.size()), cargs.data());
-  const int rc = skiff::agent::Run();
-  std::_Exit(rc);  // skip static destructors while detached watcher threads exist
+  return skiff::agent::Run();
 }

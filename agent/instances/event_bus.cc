@@ -1,7 +1,7 @@
 #include "agent/instances/event_bus.h"
 
 #include "absl/strings/str_cat.h"
-#include "google/protobuf/util/time_util.h"
+#include "agent/instances/instance_state.h"
 
 namespace skiff::agent {
 
@@ -44,7 +44,7 @@ v1::Event EventBus::Publish(v1::Event event) {
   absl::MutexLock lock(&mu_);
   event.set_sequence(++sequence_);
   if (!event.has_time()) {
-    *event.mutable_time() = google::protobuf::util::TimeUtil::GetCurrentTime();
+    *event.mutable_time() = NowTimestamp();
   }
   std::erase_if(subscribers_, [&](const std::weak_ptr<EventSubscription>& weak) {
     auto sub = weak.lock();

@@ -163,7 +163,7 @@ absl::StatusOr<v1::Instance> InstanceController::Create(std::string id, v1::Inst
   instance.set_image_digest(image->manifest_digest);
   instance.set_ip(ip.instance_ip);
   instance.set_port(spec.port());
-  *instance.mutable_created_at() = TimeUtil::GetCurrentTime();
+  *instance.mutable_created_at() = NowTimestamp();
   SKIFF_RETURN_IF_ERROR(WriteProtoFile(absl::StrCat(dir, "/", kInstanceFile), instance));
 
   v1::shim::ShimConfig config;
@@ -221,6 +221,7 @@ absl::StatusOr<v1::Instance> InstanceController::Create(std::string id, v1::Inst
   rec->instance = std::move(instance);
   rec->dir = dir;
   rec->host_ip = ip.host_ip;
+  rec->cgroup_path = config.cgroup_path();
   rec->holds_resources = true;
   rec->cpu_quota = std::move(quota);
   if (conn.ok()) rec->watch_conn = std::move(*conn);
@@ -302,16 +303,33 @@ void InstanceController::Watch(std::shared_ptr<Record> rec) {
   }
   // The shim went away before reporting EXITED on this connection: trust its file.
   absl::StatusOr<v1::shim::ShimStatus> final_status = runtime_->ReadStatusFile(rec->dir);
+  absl::Status cleanup;
+  if (!final_status.ok() || final_status->state() != v1::shim::EXITED) {
+    // Nobody supervises what it left: remove it before the IP pair can be reused.
+    cleanup = CleanUpLost(rec->dir, rec->cgroup_path);
+  }
   absl::MutexLock lock(&mu_);
   if (shutting_down_ || rec->instance.state() == v1::EXITED) return;
   if (final_status.ok() && final_status->state() == v1::shim::EXITED) {
     ApplyLocked(*rec, *final_status, /*publish=*/true);
   } else {
-    ApplyLocked(*rec,
-                LostStatus(absl::StrCat("shim went away without recording an exit: ",
-                                        st.ok() ? "stream ended" : st.message())),
-                /*publish=*/true);
+    ApplyLocked(
+        *rec,
+        LostStatus(absl::StrCat(
+            "shim went away without recording an exit: ", st.ok() ? "stream ended" : st.message(),
+            cleanup.ok() ? "" : absl::StrCat("; cleanup failed: ", cleanup.message()))),
+        /*publish=*/true);
   }
+}
+
+absl::Status InstanceController::CleanUpLost(const std::string& dir,
+                                             const std::string& cgroup_path) {
+  absl::Status st;
+  if (!cgroup_path.empty()) {
+    st.Update(Annotate(runtime_->DestroyCgroup(cgroup_path), absl::StrCat("cgroup ", cgroup_path)));
+  }
+  st.Update(RemoveStateDir(absl::StrCat(dir, "/rootfs")));
+  return st;
 }
 
 absl::StatusOr<v1::Instance> InstanceController::Stop(const std::string& id,

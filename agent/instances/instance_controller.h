@@ -98,6 +98,9 @@ class InstanceController {
   // Stops a just-launched shim and waits for its exit (Create's rollback).
   void StopAndWait(ShimConnection* conn);
   absl::Status RecoverOne(const std::string& id, RecoveryReport* report);
+  // What a vanished shim left: kills and removes the instance's cgroup and removes
+  // <dir>/rootfs. Call without mu_ held, before the LOST status releases the IP pair.
+  absl::Status CleanUpLost(const std::string& dir, const std::string& cgroup_path);
 
   const ControllerOptions options_;
   images::ImageStore* const images_;

@@ -15,6 +15,7 @@ struct InstanceController::Record {
   v1::Instance instance;
   std::string dir;                      // <state_dir>/instances/<id>
   std::string host_ip;                  // host end of its /31 pair
+  std::string cgroup_path;              // relative, e.g. "skiff/<id>" (from config.pb)
   bool holds_resources = false;         // capacity, IP pair, image user
   std::unique_ptr<CpuQuota> cpu_quota;  // kept for the ingress's CPU throttle
   // watch_conn: set before the watcher starts, then used only by it (and Cancel()).

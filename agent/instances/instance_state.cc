@@ -10,7 +10,7 @@ using google::protobuf::Timestamp;
 using google::protobuf::util::TimeUtil;
 
 Timestamp FromUnixNs(int64_t ns) {
-  return ns > 0 ? TimeUtil::NanosecondsToTimestamp(ns) : TimeUtil::GetCurrentTime();
+  return ns > 0 ? TimeUtil::NanosecondsToTimestamp(ns) : NowTimestamp();
 }
 
 v1::Event::Type EventFor(v1::InstanceState state) {
@@ -38,6 +38,10 @@ v1::ExitReason ToExitReason(const v1::shim::ShimStatus& s) {
 }
 
 }  // namespace
+
+Timestamp NowTimestamp() {
+  return TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(absl::Now()));
+}
 
 v1::InstanceState ToInstanceState(v1::shim::State state) {
   switch (state) {

@@ -9,6 +9,7 @@
 
 #include <vector>
 
+#include "google/protobuf/timestamp.pb.h"
 #include "skiff/v1/agent.pb.h"
 #include "skiff/v1/shim.pb.h"
 
@@ -21,6 +22,10 @@ v1::InstanceState ToInstanceState(v1::shim::State state);
 // it implies, in order, without sequence numbers. Returns nothing for a status that
 // would move the instance backwards or changes no state.
 std::vector<v1::Event> ApplyShimStatus(const v1::shim::ShimStatus& status, v1::Instance* instance);
+
+// The wall clock now, with nanoseconds. (Debian's protobuf 3.21 TimeUtil::GetCurrentTime()
+// truncates to whole seconds: never use it.)
+google::protobuf::Timestamp NowTimestamp();
 
 // An exit for an instance whose shim vanished without recording one.
 v1::shim::ShimStatus LostStatus(const std::string& message);

@@ -55,6 +55,7 @@ absl::Status InstanceController::RecoverOne(const std::string& id, RecoveryRepor
   }
   SKIFF_RETURN_IF_ERROR(config_read);
   rec->host_ip = config.host_ip();
+  rec->cgroup_path = config.cgroup_path();
   // The file holds the instance as created; its live state comes from the shim.
   rec->instance.set_state(v1::CREATED);
 
@@ -62,6 +63,16 @@ absl::Status InstanceController::RecoverOne(const std::string& id, RecoveryRepor
   absl::StatusOr<v1::shim::ShimStatus> status =
       conn.ok() ? (*conn)->GetStatus() : absl::StatusOr<v1::shim::ShimStatus>(conn.status());
   const bool live = status.ok() && status->state() != v1::shim::EXITED;
+  absl::Status cleanup;
+  if (!live) {
+    if (!status.ok() || status->state() != v1::shim::EXITED) {
+      status = runtime_->ReadStatusFile(rec->dir);
+    }
+    if (!status.ok() || status->state() != v1::shim::EXITED) {
+      // Lost: the shim is gone without recording an exit; remove what it left.
+      cleanup = CleanUpLost(rec->dir, rec->cgroup_path);
+    }
+  }
 
   absl::MutexLock lock(&mu_);
   if (instances_.contains(id)) return absl::AlreadyExistsError("already in the table");
@@ -86,15 +97,16 @@ absl::Status InstanceController::RecoverOne(const std::string& id, RecoveryRepor
     ++report->running;
     return absl::OkStatus();
   }
-  if (!status.ok() || status->state() != v1::shim::EXITED) {
-    status = runtime_->ReadStatusFile(rec->dir);
-  }
   if (status.ok() && status->state() == v1::shim::EXITED) {
     ApplyLocked(*rec, *status, /*publish=*/false);
     ++report->exited;
   } else {
-    ApplyLocked(*rec, LostStatus("shim gone at agent start without recording an exit"),
+    ApplyLocked(*rec,
+                LostStatus(absl::StrCat(
+                    "shim gone at agent start without recording an exit",
+                    cleanup.ok() ? "" : absl::StrCat("; cleanup failed: ", cleanup.message()))),
                 /*publish=*/false);
+    if (!cleanup.ok()) report->problems.push_back(absl::StrCat(rec->dir, ": ", cleanup.message()));
     ++report->lost;
   }
   instances_[id] = rec;

@@ -46,6 +46,9 @@ class InstanceRuntime {
   // Opens the CPU quota of the instance's cgroup (relative path, e.g. "skiff/<id>").
   virtual absl::StatusOr<std::unique_ptr<CpuQuota>> OpenCpuQuota(
       const std::string& cgroup_path) = 0;
+  // Kills every process left in the instance's cgroup (relative path) and removes the
+  // group, for an instance whose shim vanished. OK if the group does not exist.
+  virtual absl::Status DestroyCgroup(const std::string& cgroup_path) = 0;
   // Whether a network link with this name exists in the host netns (a veth name the pool
   // would hand out that someone else already uses).
   virtual absl::StatusOr<bool> HostLinkExists(const std::string& name) = 0;

@@ -19,8 +19,11 @@ class RealShimConnection : public ShimConnection {
       const std::function<void(const v1::shim::ShimStatus&)>& on_status) override {
     return client_->Subscribe(on_status);
   }
-  // ShimClient has no way to interrupt a blocked Subscribe.
-  bool Cancel() override { return false; }
+  // ShimClient::Cancel is thread-safe and makes a blocked Subscribe return Cancelled.
+  bool Cancel() override {
+    client_->Cancel();
+    return true;
+  }
 
  private:
   std::unique_ptr<shim::ShimClient> client_;
@@ -46,6 +49,13 @@ class ShimRuntime : public InstanceRuntime {
     SKIFF_ASSIGN_OR_RETURN(std::unique_ptr<Cgroup> cg, Cgroup::Open(roots_, cgroup_path));
     SKIFF_ASSIGN_OR_RETURN(CpuQuota quota, cg->OpenCpuQuota());
     return std::make_unique<CpuQuota>(std::move(quota));
+  }
+  absl::Status DestroyCgroup(const std::string& cgroup_path) override {
+    absl::StatusOr<std::unique_ptr<Cgroup>> cg = Cgroup::Open(roots_, cgroup_path);
+    if (absl::IsNotFound(cg.status())) return absl::OkStatus();
+    SKIFF_RETURN_IF_ERROR(cg.status());
+    SKIFF_RETURN_IF_ERROR((*cg)->KillAll());
+    return (*cg)->Destroy();
   }
   absl::StatusOr<bool> HostLinkExists(const std::string& name) override { return LinkExists(name); }
   std::string cgroup_version() const override {

@@ -93,6 +93,11 @@ absl::StatusOr<HostState> HostState::Capture(const HostStateOptions& options) {
 
   SKIFF_ASSIGN_OR_RETURN(std::vector<std::string> links, ListLinks());
   for (const std::string& l : links) ++s.links[l];
+
+  SKIFF_ASSIGN_OR_RETURN(std::vector<RouteInfo> routes, ListRoutes());
+  for (const RouteInfo& r : routes) {
+    ++s.routes[absl::StrCat(r.dst, " ", r.type, r.dev.empty() ? "" : " dev ", r.dev)];
+  }
   return s;
 }
 
@@ -102,6 +107,7 @@ std::string DiffHostState(const HostState& before, const HostState& after) {
   DiffOne("cgroup", before.cgroups, after.cgroups, out);
   DiffOne("netns", before.netns, after.netns, out);
   DiffOne("link", before.links, after.links, out);
+  DiffOne("route", before.routes, after.routes, out);
   return out;
 }
 

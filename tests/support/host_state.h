@@ -1,8 +1,8 @@
 #pragma once
 
 // A snapshot of the host state skiff could leak — mounts, skiff's cgroup directories,
-// named network namespaces, network links — and a diff that names what changed. Tests
-// take one before and one after the code under test:
+// named network namespaces, network links, IPv4 main-table routes — and a diff that names what
+// changed. Tests take one before and one after the code under test:
 //
 //   SKIFF_ASSERT_OK_AND_ASSIGN(HostState before, HostState::Capture());
 //   ... create and tear down an instance ...
@@ -33,12 +33,16 @@ struct HostState {
   std::map<std::string, int> cgroups;  // absolute directory paths
   std::map<std::string, int> netns;    // names in netns_dir
   std::map<std::string, int> links;    // link names in the caller's netns
+  // IPv4 main-table routes in the caller's netns: "<dst/len> <type>[ dev <link>]",
+  // e.g. "10.88.0.0/16 unreachable" or "10.88.0.0/31 unicast dev sk-0a580000".
+  std::map<std::string, int> routes;
 
   static absl::StatusOr<HostState> Capture(const HostStateOptions& options = {});
 };
 
-// One line per difference, e.g. "leaked cgroup: /sys/fs/cgroup/cpu/skiff/i-1" or
-// "removed mount: /x tmpfs tmpfs"; empty when the states are equal.
+// One line per difference, e.g. "leaked cgroup: /sys/fs/cgroup/cpu/skiff/i-1",
+// "removed mount: /x tmpfs tmpfs" or "leaked route: 10.88.0.0/16 unreachable"; empty when the
+// states are equal.
 std::string DiffHostState(const HostState& before, const HostState& after);
 
 }  // namespace skiff::testing

@@ -13,11 +13,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <fstream>
+#include <iostream>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "sandbox/common/net.h"
 #include "skiff/v1/agent.grpc.pb.h"
 #include "tests/support/host_state.h"
 #include "tests/support/registry.h"
@@ -30,11 +33,37 @@ namespace {
 using skiff::testing::HostState;
 using skiff::testing::LocalRegistry;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::StartsWith;
 
 // A pool no other test uses, so veth names (sk-0ad5....) identify this test's links.
 constexpr char kIpPool[] = "10.213.0.0/24";
 constexpr char kVethPrefix[] = "sk-0ad500";
+constexpr char kPoolPrefix[] = "10.213.0.";
+
+// Whether the host's main table has `unreachable <kIpPool>`.
+bool PoolRouteInstalled() {
+  absl::StatusOr<std::vector<RouteInfo>> routes = ListRoutes();
+  EXPECT_TRUE(routes.ok()) << routes.status();
+  if (!routes.ok()) return false;
+  for (const RouteInfo& r : *routes) {
+    if (r.dst == kIpPool && r.type == "unreachable") return true;
+  }
+  return false;
+}
+
+// Exists and is not a zombie (a killed process may wait a moment for its reaper).
+bool RunningProcess(pid_t pid) {
+  std::ifstream stat(absl::StrCat("/proc/", pid, "/stat"));
+  std::string line;
+  if (!std::getline(stat, line)) return false;
+  const size_t paren = line.rfind(')');
+  return paren != std::string::npos && paren + 2 < line.size() && line[paren + 2] != 'Z';
+}
+
+absl::Time ToTime(const google::protobuf::Timestamp& t) {
+  return absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
+}
 
 std::string BuildDir() {
   const char* d = getenv("SKIFF_BUILD_DIR");
@@ -121,7 +150,7 @@ class SkiffdE2eTest : public ::testing::Test {
     for (absl::string_view line : absl::StrSplit(diff, '\n')) {
       const std::string l(line);
       if (l.find(tmp_.path()) != std::string::npos || l.find(kVethPrefix) != std::string::npos ||
-          l.find(cgroup_parent_) != std::string::npos) {
+          l.find(cgroup_parent_) != std::string::npos || l.find(kPoolPrefix) != std::string::npos) {
         absl::StrAppend(&out, l, "\n");
       }
     }
@@ -171,13 +200,22 @@ class SkiffdE2eTest : public ::testing::Test {
         grpc::CreateChannel("unix:" + socket_, grpc::InsecureChannelCredentials()));
   }
 
-  // SIGTERM: skiffd exits and leaves instances running.
+  // SIGTERM: skiffd joins its threads and exits 0 within a second, leaving instances
+  // running.
   void StopSkiffd() {
     stub_.reset();
     if (pid_ <= 0) return;
+    const absl::Time t0 = absl::Now();
     kill(pid_, SIGTERM);
     int status = 0;
-    waitpid(pid_, &status, 0);
+    pid_t r = 0;
+    while ((r = waitpid(pid_, &status, WNOHANG)) == 0 && absl::Now() - t0 < absl::Seconds(1)) {
+      absl::SleepFor(absl::Milliseconds(5));
+    }
+    last_stop_took_ = absl::Now() - t0;
+    EXPECT_EQ(r, pid_) << "skiffd still running 1 s after SIGTERM; see " << tmp_.path()
+                       << "/skiffd.log";
+    if (r == 0) waitpid(pid_, &status, 0);
     EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
     pid_ = -1;
     struct stat st;
@@ -281,6 +319,7 @@ class SkiffdE2eTest : public ::testing::Test {
   std::string state_dir_;
   std::string socket_;
   pid_t pid_ = -1;
+  absl::Duration last_stop_took_;
   std::unique_ptr<v1::Agent::Stub> stub_;
   std::vector<v1::Event::Type> events_;
 };
@@ -288,8 +327,17 @@ class SkiffdE2eTest : public ::testing::Test {
 LocalRegistry* SkiffdE2eTest::registry_ = nullptr;
 
 TEST_F(SkiffdE2eTest, HelloAnswersHttpThenStopsAndLeavesNothing) {
+  const absl::Time before = absl::Now();
   SKIFF_ASSERT_OK_AND_ASSIGN(v1::Instance inst, CreateAndWait("e2e-hello", Spec("hello")));
+  const absl::Duration wall = absl::Now() - before;
   ASSERT_EQ(inst.state(), v1::READY) << inst.DebugString();
+  // Timestamps to the nanosecond: created_at is not rounded down to the second.
+  const absl::Duration created_to_ready = ToTime(inst.ready_at()) - ToTime(inst.created_at());
+  EXPECT_GE(ToTime(inst.created_at()), before);
+  EXPECT_GT(created_to_ready, absl::ZeroDuration());
+  EXPECT_LT(created_to_ready, wall) << "create+ready took " << wall;
+  std::cout << "created_at->ready_at " << absl::FormatDuration(created_to_ready)
+            << ", create until READY " << absl::FormatDuration(wall) << "\n";
   EXPECT_THAT(events_,
               ::testing::ElementsAre(v1::Event::CREATED, v1::Event::STARTED, v1::Event::READY));
   EXPECT_THAT(inst.ip(), StartsWith("10.213.0."));
@@ -489,6 +537,78 @@ TEST_F(SkiffdE2eTest, BadInputsNameTheFieldAndLeaveNothing) {
   EXPECT_THAT(CreateAndWait("e2e-dup", other, /*fresh=*/false),
               skiff::testing::StatusIs(absl::StatusCode::kAlreadyExists,
                                        StartsWith("instance_id: e2e-dup")));
+}
+
+TEST_F(SkiffdE2eTest, PoolRouteLivesWithSkiffdAndOutlivesItForRunningInstances) {
+  // SetUp started skiffd: the pool is unreachable except through instances' /31s.
+  ASSERT_TRUE(PoolRouteInstalled());
+  {
+    // Only now that the route is known to be there: an unassigned pool address fails at
+    // once instead of leaving through the default route.
+    UniqueFd fd(socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    sockaddr_in addr = {};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(80);
+    inet_pton(AF_INET, "10.213.0.201", &addr.sin_addr);
+    ASSERT_NE(connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    EXPECT_TRUE(errno == EHOSTUNREACH || errno == ENETUNREACH) << strerror(errno);
+  }
+  SKIFF_ASSERT_OK_AND_ASSIGN(v1::Instance inst, CreateAndWait("e2e-route", Spec("hello")));
+  ASSERT_EQ(inst.state(), v1::READY);
+  // SIGTERM with an instance running: exit 0 within 1 s (StopSkiffd checks), the
+  // instance still answers and its pool stays protected.
+  StopSkiffd();
+  std::cout << "skiffd exit after SIGTERM with 1 instance: "
+            << absl::FormatDuration(last_stop_took_) << "\n";
+  EXPECT_TRUE(PoolRouteInstalled());
+  SKIFF_ASSERT_OK_AND_ASSIGN(std::string resp, HttpGet(inst.ip(), inst.port()));
+  EXPECT_THAT(resp, HasSubstr("hello from skiff"));
+  StartSkiffd();
+  SKIFF_ASSERT_OK_AND_ASSIGN(v1::Instance again, Get("e2e-route"));
+  EXPECT_EQ(again.state(), v1::READY);
+  SKIFF_ASSERT_OK(Stop("e2e-route", 0));
+  EXPECT_TRUE(Delete("e2e-route").ok());
+  // No instance left: a clean shutdown removes the route (and the empty cgroup parent).
+  StopSkiffd();
+  EXPECT_FALSE(PoolRouteInstalled());
+  struct stat st;
+  EXPECT_NE(stat(("/sys/fs/cgroup/memory/" + cgroup_parent_).c_str(), &st), 0);
+}
+
+TEST_F(SkiffdE2eTest, SigkilledShimIsLostAndItsLeftoversAreRemoved) {
+  SKIFF_ASSERT_OK_AND_ASSIGN(v1::Instance inst, CreateAndWait("e2e-lost", Spec("hello")));
+  ASSERT_EQ(inst.state(), v1::READY);
+  const std::string dir = state_dir_ + "/instances/e2e-lost";
+  const std::string cgroup = "/sys/fs/cgroup/memory/" + cgroup_parent_ + "/e2e-lost";
+  struct stat st;
+  ASSERT_EQ(stat(cgroup.c_str(), &st), 0);
+  ASSERT_EQ(stat((dir + "/rootfs").c_str(), &st), 0);
+  std::ifstream pid_file(dir + "/shim.pid");
+  pid_t shim_pid = 0;
+  pid_file >> shim_pid;
+  ASSERT_GT(shim_pid, 1);
+  ASSERT_EQ(kill(shim_pid, SIGKILL), 0);
+  absl::StatusOr<v1::Instance> lost;
+  for (int i = 0; i < 250; ++i) {
+    lost = Get("e2e-lost");
+    if (lost.ok() && lost->state() == v1::EXITED) break;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  ASSERT_TRUE(lost.ok()) << lost.status();
+  ASSERT_EQ(lost->state(), v1::EXITED);
+  EXPECT_EQ(lost->exit().reason(), v1::LOST) << lost->exit().DebugString();
+  EXPECT_THAT(lost->exit().message(), Not(HasSubstr("cleanup failed")));
+  EXPECT_NE(stat(cgroup.c_str(), &st), 0) << cgroup << " left behind";
+  EXPECT_NE(stat((dir + "/rootfs").c_str(), &st), 0) << dir << "/rootfs left behind";
+  EXPECT_FALSE(RunningProcess(inst.pid())) << "instance pid " << inst.pid() << " survived";
+  {
+    grpc::ClientContext ctx;
+    v1::Node node;
+    ASSERT_TRUE(stub_->GetNode(&ctx, v1::GetNodeRequest(), &node).ok());
+    EXPECT_EQ(node.vcpus_milli_allocated(), 0u);
+  }
+  EXPECT_TRUE(Delete("e2e-lost").ok());
+  EXPECT_NE(stat(dir.c_str(), &st), 0);
 }
 
 }  // namespace

@@ -249,6 +249,15 @@ class FakeRuntime : public InstanceRuntime {
     UniqueFd fd(open("/dev/null", O_WRONLY | O_CLOEXEC));
     return std::make_unique<CpuQuota>(std::move(fd), CgroupVersion::kV1, 100000);
   }
+  absl::Status DestroyCgroup(const std::string& cgroup_path) override {
+    absl::MutexLock lock(&mu_);
+    destroyed_cgroups_.push_back(cgroup_path);
+    return absl::OkStatus();
+  }
+  std::vector<std::string> destroyed_cgroups() const {
+    absl::MutexLock lock(&mu_);
+    return destroyed_cgroups_;
+  }
   absl::StatusOr<bool> HostLinkExists(const std::string& name) override {
     absl::MutexLock lock(&mu_);
     return taken_links_.count(name) > 0;
@@ -288,6 +297,7 @@ class FakeRuntime : public InstanceRuntime {
   std::map<std::string, std::shared_ptr<FakeShim>> shims_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, v1::shim::ShimStatus> file_status_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> opened_quotas_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::string> destroyed_cgroups_ ABSL_GUARDED_BY(mu_);
   std::set<std::string> taken_links_ ABSL_GUARDED_BY(mu_);
   int launches_ ABSL_GUARDED_BY(mu_) = 0;
 };

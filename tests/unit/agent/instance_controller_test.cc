@@ -6,6 +6,7 @@
 
 #include <sys/stat.h>
 
+#include <filesystem>
 #include <thread>
 
 #include "agent/instances/spec_defaults.h"
@@ -346,6 +347,76 @@ TEST_F(InstanceControllerTest, ShimVanishingGivesRecordedExitOrLost) {
   EXPECT_EQ(pool_->in_use(), 0u);
 }
 
+TEST_F(InstanceControllerTest, LostInstanceCgroupAndRootfsAreRemoved) {
+  SKIFF_ASSERT_OK(controller_->Create("lost", Spec()));
+  SKIFF_ASSERT_OK(controller_->Create("kept", Spec()));
+  // What a shim's sandbox leaves in its state dir.
+  for (const char* id : {"lost", "kept"}) {
+    std::filesystem::create_directories(Dir(id) + "/rootfs/upper/etc");
+    SKIFF_ASSERT_OK(WriteProtoFile(Dir(id) + "/rootfs/upper/etc/x.pb", v1::Instance()));
+  }
+  v1::shim::ShimStatus recorded;
+  recorded.set_state(v1::shim::EXITED);
+  recorded.set_exit_code(0);
+  runtime_.Vanish(Dir("kept"), recorded);  // recorded its exit: its shim cleaned up
+  runtime_.Vanish(Dir("lost"), std::nullopt);
+  ASSERT_TRUE(controller_->WaitForExit("lost", absl::Seconds(5)));
+  ASSERT_TRUE(controller_->WaitForExit("kept", absl::Seconds(5)));
+  EXPECT_EQ(controller_->Get("lost")->exit().reason(), v1::LOST);
+  EXPECT_THAT(runtime_.destroyed_cgroups(), ElementsAre("skiff-test/lost"));
+  EXPECT_FALSE(Exists(Dir("lost") + "/rootfs"));
+  EXPECT_TRUE(Exists(Dir("lost") + "/instance.pb"));  // the record stays until Delete
+  EXPECT_TRUE(Exists(Dir("kept") + "/rootfs/upper/etc/x.pb"));
+  EXPECT_EQ(pool_->in_use(), 0u);
+}
+
+TEST_F(InstanceControllerTest, TimestampsCarryNanoseconds) {
+  runtime_.set_start_state(v1::shim::READY);
+  auto sub = bus_.Subscribe("");
+  const absl::Time before = absl::Now();
+  SKIFF_ASSERT_OK_AND_ASSIGN(v1::Instance inst, controller_->Create("ts", Spec()));
+  const absl::Time after = absl::Now();
+  auto to_time = [](const google::protobuf::Timestamp& t) {
+    return absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
+  };
+  ASSERT_EQ(inst.state(), v1::READY);
+  const absl::Time created = to_time(inst.created_at());
+  const absl::Time ready = to_time(inst.ready_at());
+  // Whole seconds would put created_at up to 1 s before the call.
+  EXPECT_GE(created, before);
+  EXPECT_LE(created, after);
+  EXPECT_GE(ready, created);
+  EXPECT_LE(ready - created, after - before);
+  int events = 0;
+  for (;;) {
+    auto e = sub->Next(absl::Milliseconds(100));
+    if (!e.ok() || !e->has_value()) break;
+    ++events;
+    const absl::Time t = to_time((*e)->time());
+    EXPECT_GE(t, before) << (*e)->DebugString();
+    EXPECT_LE(t, after) << (*e)->DebugString();
+  }
+  EXPECT_EQ(events, 3);  // CREATED, STARTED, READY
+  // An event published without a time gets the bus's clock, also to the nanosecond.
+  const absl::Time t0 = absl::Now();
+  v1::Event bare;
+  bare.set_type(v1::Event::CREATED);
+  const v1::Event stamped = bus_.Publish(bare);
+  EXPECT_GE(to_time(stamped.time()), t0);
+  EXPECT_LE(to_time(stamped.time()), absl::Now());
+}
+
+TEST_F(InstanceControllerTest, ShutdownJoinsEveryWatcher) {
+  SKIFF_ASSERT_OK(controller_->Create("w1", Spec()));
+  SKIFF_ASSERT_OK(controller_->Create("w2", Spec()));
+  const absl::Time t0 = absl::Now();
+  controller_->Shutdown();  // the fake connections block in Subscribe until cancelled
+  EXPECT_LT(absl::Now() - t0, absl::Seconds(1));
+  EXPECT_FALSE(runtime_.shim(Dir("w1"))->gone());  // instances untouched
+  EXPECT_EQ(controller_->Get("w1")->state(), v1::STARTED);
+  controller_.reset();
+}
+
 TEST_F(InstanceControllerTest, JobThatFinishedBeforeCreateReturnedIsCreatedAndExited) {
   auto sub = bus_.Subscribe("");
   v1::shim::ShimStatus done;
@@ -454,6 +525,7 @@ TEST_F(InstanceControllerTest, RecoveryMarksUnrecordedDeadShimsLostAndReportsJun
   EXPECT_EQ(report.lost, 1);
   EXPECT_EQ(report.problems.size(), 2u);
   EXPECT_EQ(controller_->Get("gone")->exit().reason(), v1::LOST);
+  EXPECT_THAT(runtime_.destroyed_cgroups(), ElementsAre("skiff-test/gone"));
   EXPECT_EQ(pool_->in_use(), 0u);
 }
 
