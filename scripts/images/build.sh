@@ -3,9 +3,12 @@
 # them to a registry.
 #
 #   scripts/images/build.sh [--registry 127.0.0.1:PORT] [--only NAME[,NAME...]]... [--skip-big]
+#                           [--with-flask]
 #
 # Images: hello sigterm-handler sigterm-ignorer forker memhog multilayer job multiarch big
-# (see docs/images-examples.md). Each is pushed as <registry>/skiff/<name>:latest;
+# (see docs/images-examples.md). flask (a Debian 12 python3-flask + gunicorn app, built with
+# debootstrap: needs root and the Debian mirror, minutes cold) is built only when named:
+# --only flask, or --with-flask on top of the default set. Each is pushed as <registry>/skiff/<name>:latest;
 # hello is also pushed as skiff/hello:docker in Docker v2 schema 2 form.
 # Without --registry the images are only built; each image's OCI layout path is printed.
 #
@@ -17,14 +20,17 @@
 #
 # Layouts are cached under ${SKIFF_CACHE:-/var/cache/skiff}/images/<key>/<name> (or
 # ~/.cache/skiff when /var/cache/skiff is not writable), where
-# <key> hashes this script and the busybox binary (other keys are dropped after an hour);
-# big's data layers are cached separately
-# (they depend only on their recipe). A re-run pushes from the cache in seconds.
+# <key> hashes this script, scripts/images/flask/* and the busybox binary (other keys are
+# dropped after an hour); big's data layers and flask's debootstrapped rootfs layer are cached
+# separately (they depend only on their recipe). A re-run pushes from the cache in seconds.
 set -euo pipefail
 umask 022
 export LC_ALL=C
 
 ALL_IMAGES=(hello sigterm-handler sigterm-ignorer forker memhog multilayer job multiarch big)
+OPT_IN_IMAGES=(flask)  # built only when named (--only flask, --with-flask)
+SCRIPT_DIR="$(cd "$(dirname "$0")" && pwd)"
+FLASK_DIR="$SCRIPT_DIR/flask"
 BIG_LAYER_MIB="${SKIFF_BIG_LAYER_MIB:-150}"
 BIG_RECIPE="aes-128-ctr-v1"
 BUSYBOX="${SKIFF_BUSYBOX:-/bin/busybox}"
@@ -38,6 +44,7 @@ log() { echo "images/build.sh: $*" >&2; }
 registry=""
 only=()
 skip_big=0
+with_flask=0
 while (($#)); do
   case "$1" in
     --registry) registry="${2:?--registry needs host:port}"; shift 2 ;;
@@ -47,6 +54,7 @@ while (($#)); do
       shift 2
       ;;
     --skip-big) skip_big=1; shift ;;
+    --with-flask) with_flask=1; shift ;;
     -h | --help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0" >&2; exit 0 ;;
     *) die "unknown argument: $1" ;;
   esac
@@ -59,8 +67,8 @@ selected=()
 if ((${#only[@]})); then
   for n in "${only[@]}"; do
     found=0
-    for a in "${ALL_IMAGES[@]}"; do [[ "$n" == "$a" ]] && found=1; done
-    ((found)) || die "--only: unknown image '$n' (known: ${ALL_IMAGES[*]})"
+    for a in "${ALL_IMAGES[@]}" "${OPT_IN_IMAGES[@]}"; do [[ "$n" == "$a" ]] && found=1; done
+    ((found)) || die "--only: unknown image '$n' (known: ${ALL_IMAGES[*]} ${OPT_IN_IMAGES[*]})"
     [[ "$n" == big && $skip_big == 1 ]] && continue
     selected+=("$n")
   done
@@ -69,6 +77,9 @@ else
     [[ "$a" == big && $skip_big == 1 ]] && continue
     selected+=("$a")
   done
+fi
+if ((with_flask)) && [[ " ${selected[*]} " != *" flask "* ]]; then
+  selected+=(flask)
 fi
 
 for tool in tar gzip sha256sum jq openssl flock; do
@@ -88,7 +99,7 @@ if [[ -z "${SKIFF_CACHE:-}" ]] && ! { mkdir -p "$CACHE_BASE" && [[ -w "$CACHE_BA
   CACHE_BASE="${XDG_CACHE_HOME:-$HOME/.cache}/skiff"  # not root: a per-user cache
 fi
 CACHE_ROOT="$CACHE_BASE/images"
-KEY="$(cat "$0" "$BUSYBOX" | sha256sum | cut -c1-16)"
+KEY="$(cat "$0" "$FLASK_DIR"/* "$BUSYBOX" | sha256sum | cut -c1-16)"
 KEY_DIR="$CACHE_ROOT/$KEY"
 mkdir -p "$KEY_DIR"
 
@@ -498,6 +509,43 @@ image_big() {
   add_blob_layer "$data/layer-1.tar.gz" "$(cat "$data/layer-1.tar.gz.diffid")" "big data 1"
   add_blob_layer "$data/layer-2.tar.gz" "$(cat "$data/layer-2.tar.gz.diffid")" "big data 2"
   finish_image big "$HTTPD_ENTRY" null "$ENV_DEFAULT" /
+}
+
+# flask: Debian 12 minbase with python3, python3-flask and gunicorn (one layer, from
+# flask/rootfs.sh, cached under $CACHE_ROOT/flask-rootfs-<recipe hash>), then /app/app.py.
+# gunicorn --workers 1 --threads 8 on $PORT (default 8080); SIGTERM stops it gracefully.
+build_flask_rootfs_layer() {
+  local recipe dir
+  recipe="$(cat "$FLASK_DIR/rootfs.sh" | sha256sum | cut -c1-16)"
+  dir="$CACHE_ROOT/flask-rootfs-$recipe"
+  if [[ -f "$dir/complete" ]]; then
+    echo "$dir"
+    return
+  fi
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  log "flask: building the Debian rootfs with debootstrap (minutes; cached afterwards)"
+  "$FLASK_DIR/rootfs.sh" "$dir/layer.tar.gz" >&2 || die "flask: rootfs.sh failed"
+  touch "$dir/complete"
+  # Rootfs layers of older recipes.
+  find "$CACHE_ROOT" -mindepth 1 -maxdepth 1 -type d -name 'flask-rootfs-*' \
+    ! -name "flask-rootfs-$recipe" -exec rm -rf {} +
+  echo "$dir"
+}
+
+image_flask() {
+  local rootfs d="$WORK/flask-app"
+  rootfs="$(build_flask_rootfs_layer)"
+  begin_image flask
+  add_blob_layer "$rootfs/layer.tar.gz" "$(cat "$rootfs/layer.tar.gz.diffid")" \
+    "flask rootfs: debootstrap --variant=minbase bookworm + python3-flask gunicorn"
+  rm -rf "$d"
+  mkdir -p "$d/app"
+  install -m 0644 "$FLASK_DIR/app.py" "$d/app/app.py"
+  add_layer "$d" "/app/app.py"
+  finish_image flask \
+    '["/bin/sh","-c","exec gunicorn --workers 1 --threads 8 --bind 0.0.0.0:${PORT:-8080} app:app"]' \
+    null '["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin","PYTHONUNBUFFERED=1","PYTHONDONTWRITEBYTECODE=1","LANG=C.UTF-8"]' /app
 }
 
 # ---------------------------------------------------------------------------------------
