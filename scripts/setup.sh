@@ -12,7 +12,7 @@ PACKAGES=(
   libcurl4-openssl-dev libssl-dev nlohmann-json3-dev libarchive-dev zlib1g-dev
   libzstd-dev libabsl-dev libbenchmark-dev
   # runtime tools, test payloads and peers
-  python3 openssl iproute2 curl jq busybox-static docker-registry skopeo umoci crun runc hyperfine
+  python3 openssl debootstrap iproute2 curl jq busybox-static docker-registry skopeo umoci crun runc hyperfine
 )
 
 missing=()
