@@ -17,9 +17,9 @@
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "sandbox/common/status.h"
-#include "tests/integration/e2e/skiffd_process.h"
 #include "tests/support/host_state.h"
 #include "tests/support/registry.h"
+#include "tests/support/skiffd_process.h"
 #include "tests/support/status_matchers.h"
 
 namespace skiff::testing {

@@ -33,6 +33,7 @@
 #include "skiff/v1/agent.grpc.pb.h"
 #include "tests/support/host_state.h"
 #include "tests/support/registry.h"
+#include "tests/support/skiffd_process.h"
 #include "tests/support/status_matchers.h"
 
 namespace skiff {
@@ -47,11 +48,6 @@ using ::testing::StartsWith;
 constexpr char kIpPool[] = "10.214.0.0/24";
 constexpr char kVethPrefix[] = "sk-0ad600";
 constexpr char kPoolPrefix[] = "10.214.0.";
-
-std::string BuildDir() {
-  const char* d = getenv("SKIFF_BUILD_DIR");
-  return d != nullptr ? d : ".";
-}
 
 absl::Time ToTime(const google::protobuf::Timestamp& t) {
   return absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
@@ -113,22 +109,6 @@ absl::StatusOr<HttpReply> Http(const std::string& ip, uint32_t port, const std::
   return reply;
 }
 
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/skiff-flask-test-XXXXXX";
-    path_ = mkdtemp(tmpl) != nullptr ? tmpl : "";
-  }
-  ~TempDir() {
-    std::error_code ec;
-    if (!path_.empty()) std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
 class FlaskImageTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -148,10 +128,16 @@ class FlaskImageTest : public ::testing::Test {
 
   void SetUp() override {
     ASSERT_NE(registry_, nullptr);
-    ASSERT_FALSE(tmp_.path().empty());
     SKIFF_ASSERT_OK_AND_ASSIGN(before_, HostState::Capture());
-    socket_ = tmp_.path() + "/skiffd.sock";
-    StartSkiffd();
+    testing::SkiffdOptions opts;
+    opts.insecure_registries = {registry_->address()};
+    opts.ip_pool = kIpPool;
+    opts.cgroup_parent = cgroup_parent_;
+    opts.extra_flags = {"--node-vcpus-milli=2000",
+                        absl::StrCat("--node-memory-bytes=", 2ull << 30)};
+    SKIFF_ASSERT_OK_AND_ASSIGN(skiffd_, testing::SkiffdProcess::Create(opts));
+    SKIFF_ASSERT_OK(skiffd_->Start());
+    stub_ = &skiffd_->stub();
   }
 
   void TearDown() override {
@@ -170,7 +156,10 @@ class FlaskImageTest : public ::testing::Test {
         }
       }
     }
-    StopSkiffd();
+    if (skiffd_ != nullptr) {
+      SKIFF_EXPECT_OK(skiffd_->Stop());
+    }
+    stub_ = nullptr;
     // skiffd removes its empty cgroup parent; a leaked instance cgroup shows in the diff.
     for (const auto& entry : std::filesystem::directory_iterator("/sys/fs/cgroup")) {
       rmdir((entry.path().string() + "/" + cgroup_parent_).c_str());
@@ -185,72 +174,13 @@ class FlaskImageTest : public ::testing::Test {
     std::string out;
     for (absl::string_view line : absl::StrSplit(diff, '\n')) {
       const std::string l(line);
-      if (l.find(tmp_.path()) != std::string::npos || l.find(kVethPrefix) != std::string::npos ||
-          l.find(cgroup_parent_) != std::string::npos || l.find(kPoolPrefix) != std::string::npos) {
+      if ((skiffd_ != nullptr && l.find(skiffd_->root()) != std::string::npos) ||
+          l.find(kVethPrefix) != std::string::npos || l.find(cgroup_parent_) != std::string::npos ||
+          l.find(kPoolPrefix) != std::string::npos) {
         absl::StrAppend(&out, l, "\n");
       }
     }
     return out;
-  }
-
-  void StartSkiffd() {
-    const std::string bin = BuildDir() + "/agent/skiffd";
-    std::vector<std::string> args = {bin,
-                                     "--socket",
-                                     socket_,
-                                     "--state-dir",
-                                     tmp_.path() + "/state",
-                                     "--image-root",
-                                     tmp_.path() + "/images",
-                                     "--insecure-registry",
-                                     registry_->address(),
-                                     "--ip-pool",
-                                     kIpPool,
-                                     "--node-vcpus-milli",
-                                     "2000",
-                                     "--node-memory-bytes",
-                                     std::to_string(2ull << 30),
-                                     "--cgroup-parent",
-                                     cgroup_parent_};
-    const std::string log = tmp_.path() + "/skiffd.log";
-    pid_ = fork();
-    if (pid_ == 0) {
-      prctl(PR_SET_PDEATHSIG, SIGKILL);
-      int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-      dup2(fd, 1);
-      dup2(fd, 2);
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      execv(bin.c_str(), argv.data());
-      _exit(127);
-    }
-    ASSERT_GT(pid_, 0);
-    struct stat st;
-    for (int i = 0; i < 200 && stat(socket_.c_str(), &st) != 0; ++i) {
-      absl::SleepFor(absl::Milliseconds(25));
-    }
-    ASSERT_EQ(stat(socket_.c_str(), &st), 0) << "skiffd did not start; see " << log;
-    stub_ = v1::Agent::NewStub(
-        grpc::CreateChannel("unix:" + socket_, grpc::InsecureChannelCredentials()));
-  }
-
-  void StopSkiffd() {
-    stub_.reset();
-    if (pid_ <= 0) return;
-    kill(pid_, SIGTERM);
-    const absl::Time t0 = absl::Now();
-    int status = 0;
-    pid_t r = 0;
-    while ((r = waitpid(pid_, &status, WNOHANG)) == 0 && absl::Now() - t0 < absl::Seconds(5)) {
-      absl::SleepFor(absl::Milliseconds(5));
-    }
-    if (r == 0) {
-      ADD_FAILURE() << "skiffd still running 5 s after SIGTERM";
-      kill(pid_, SIGKILL);
-      waitpid(pid_, &status, 0);
-    }
-    pid_ = -1;
   }
 
   // Creates `id` and waits (WatchEvents) until READY or EXITED.
@@ -317,12 +247,10 @@ class FlaskImageTest : public ::testing::Test {
   }
 
   static LocalRegistry* registry_;
-  TempDir tmp_;
   const std::string cgroup_parent_ = absl::StrCat("skiff-flask-test-", getpid());
   HostState before_;
-  std::string socket_;
-  pid_t pid_ = -1;
-  std::unique_ptr<v1::Agent::Stub> stub_;
+  std::unique_ptr<testing::SkiffdProcess> skiffd_;
+  v1::Agent::Stub* stub_ = nullptr;  // skiffd_'s
 };
 
 LocalRegistry* FlaskImageTest::registry_ = nullptr;

@@ -33,7 +33,8 @@ class SkiffdProcess {
   // Starts skiffd and waits until its socket answers GetNode.
   absl::Status Start(absl::Duration timeout = absl::Seconds(20));
   // SIGTERM (or SIGKILL) and reap. Instances (detached shims) keep running.
-  absl::Status Stop(bool kill = false);
+  // DeadlineExceeded (after a SIGKILL) if skiffd outlives `timeout`.
+  absl::Status Stop(bool kill = false, absl::Duration timeout = absl::Seconds(5));
 
   v1::Agent::Stub& stub() { return *stub_; }
   const std::string& socket() const { return socket_; }

@@ -1,9 +1,10 @@
-#include "tests/integration/e2e/skiffd_process.h"
+#include "tests/support/skiffd_process.h"
 
 #include <fcntl.h>
 #include <grpcpp/grpcpp.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -66,6 +67,7 @@ absl::Status SkiffdProcess::Start(absl::Duration timeout) {
   pid_t pid = fork();
   if (pid < 0) return ErrnoStatus(errno, "fork(skiffd)");
   if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);  // a crashed test leaves no skiffd behind
     dup2(log_fd, 1);
     dup2(log_fd, 2);
     execv(argv[0], argv.data());
@@ -101,13 +103,19 @@ absl::Status SkiffdProcess::Start(absl::Duration timeout) {
   return absl::DeadlineExceededError(absl::StrCat("skiffd did not answer on ", socket_));
 }
 
-absl::Status SkiffdProcess::Stop(bool kill) {
+absl::Status SkiffdProcess::Stop(bool kill, absl::Duration timeout) {
   if (pid_ <= 0) return absl::OkStatus();
   ::kill(pid_, kill ? SIGKILL : SIGTERM);
   int status;
-  absl::Time deadline = absl::Now() + absl::Seconds(10);
+  const absl::Time deadline = absl::Now() + timeout;
   while (waitpid(pid_, &status, WNOHANG) == 0) {
-    if (absl::Now() > deadline) ::kill(pid_, SIGKILL);
+    if (absl::Now() > deadline) {
+      ::kill(pid_, SIGKILL);
+      waitpid(pid_, &status, 0);
+      pid_ = -1;
+      return absl::DeadlineExceededError(
+          absl::StrCat("skiffd still running ", absl::FormatDuration(timeout), " after SIGTERM"));
+    }
     absl::SleepFor(absl::Milliseconds(5));
   }
   pid_ = -1;
