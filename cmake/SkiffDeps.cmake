@@ -11,6 +11,8 @@ find_package(OpenSSL REQUIRED)
 find_package(CURL REQUIRED)
 find_package(nlohmann_json CONFIG REQUIRED)
 find_package(ZLIB REQUIRED)
+# Boost.Beast/Asio (header-only) for the ingress's HTTP proxy and admin endpoint.
+find_package(Boost 1.74 REQUIRED)
 pkg_check_modules(SECCOMP REQUIRED IMPORTED_TARGET libseccomp)
 pkg_check_modules(LIBCAP REQUIRED IMPORTED_TARGET libcap)
 pkg_check_modules(LIBARCHIVE REQUIRED IMPORTED_TARGET libarchive)

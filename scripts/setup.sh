@@ -10,9 +10,11 @@ PACKAGES=(
   libseccomp-dev libcap-dev libprotobuf-dev protobuf-compiler libgrpc++-dev
   protobuf-compiler-grpc libspdlog-dev libfmt-dev libgtest-dev libgmock-dev
   libcurl4-openssl-dev libssl-dev nlohmann-json3-dev libarchive-dev zlib1g-dev
-  libzstd-dev libabsl-dev libbenchmark-dev
+  libzstd-dev libabsl-dev libbenchmark-dev libboost-dev libnghttp2-dev
   # runtime tools, test payloads and peers
   python3 openssl debootstrap iproute2 curl jq busybox-static docker-registry skopeo umoci crun runc hyperfine
+  # ingress peers: a reverse proxy to compare with, a load generator, a metrics scraper
+  nginx-light wrk prometheus
 )
 
 missing=()

@@ -1,0 +1,71 @@
+#pragma once
+
+// The ingress's HTTP/1.1 reverse proxy (Boost.Beast on Boost.Asio; see docs/ingress.md for
+// why). Clients connect to `listen`; each request's Host picks a service through the
+// Router, which hands back a Lease on one instance; the request is forwarded to
+// <ip>:<port> over a pooled keep-alive upstream connection and the response streamed back.
+//
+// - Keep-alive on both sides; bodies of any size streamed in both directions (fixed length
+//   or chunked; memory per request bounded by a few buffers, never the body).
+// - Hop-by-hop headers (Connection and the headers it names, Keep-Alive, TE, Trailer,
+//   Transfer-Encoding, Upgrade, Proxy-Connection, Proxy-Authenticate,
+//   Proxy-Authorization) are dropped per RFC 9110 §7.6.1; X-Forwarded-For (appended),
+//   X-Forwarded-Proto, X-Forwarded-Host set; the pin header is passed through.
+// - `Upgrade` (WebSocket): forwarded; on 101 the two connections are spliced byte for
+//   byte until either side closes; the lease is held meanwhile.
+// - The backend's request_timeout bounds the whole exchange: past it the client gets 504
+//   (if no response byte was sent yet; else the connection is closed) and the upstream
+//   connection is closed (cancelling the upstream request).
+// - Upstream connect failure or an upstream that closes before a response → 502; a
+//   pooled connection found dead before any response byte is retried once on a fresh one
+//   when the request had no body.
+// - Errors from routing (404/429/503 with Retry-After) are answered in plain text with
+//   Connection kept alive.
+//
+// Threads: `threads` Asio threads run all connections; Start returns once listening.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "agent/ingress/metrics.h"
+#include "agent/ingress/router.h"
+
+namespace skiff::ingress {
+
+struct HttpProxyOptions {
+  std::string listen = "127.0.0.1:8080";  // host:port; port 0 = pick one (see port())
+  int threads = 2;
+  std::string pin_header = "X-Skiff-Instance";
+  size_t max_header_bytes = 64 * 1024;  // request or response header block; beyond → 431/502
+  absl::Duration client_idle_timeout = absl::Seconds(120);  // keep-alive idle client conn
+  absl::Duration upstream_connect_timeout = absl::Seconds(5);
+  size_t max_idle_upstream_per_backend = 64;
+  absl::Duration upstream_idle_timeout = absl::Seconds(60);
+};
+
+class HttpProxy {
+ public:
+  // Borrows router and metrics (metrics may be null); both must outlive the proxy.
+  // Registers its families in `metrics`:
+  //   skiff_ingress_requests_total{service,code}            counter
+  //   skiff_ingress_request_duration_seconds{service}       histogram (arrival → last byte)
+  //   skiff_ingress_upstream_errors_total{service,kind}     counter (connect, reset, timeout)
+  static absl::StatusOr<std::unique_ptr<HttpProxy>> Start(HttpProxyOptions options, Router* router,
+                                                          MetricsRegistry* metrics);
+  ~HttpProxy();  // Stop()
+
+  uint16_t port() const;
+  // Stops accepting, closes every connection, joins the threads. Idempotent.
+  void Stop();
+
+ private:
+  HttpProxy() = default;
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace skiff::ingress

@@ -1,0 +1,50 @@
+#pragma once
+
+// What the HTTP proxy asks for every request: "which instance serves this?". The answer
+// comes asynchronously — immediately when an instance has room, later when the request had
+// to queue (or a cold start was needed), or as an HTTP error to send back.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "absl/functional/any_invocable.h"
+#include "absl/time/time.h"
+#include "agent/ingress/lease.h"
+
+namespace skiff::ingress {
+
+struct RouteRequest {
+  std::string host;          // the request's Host header as received (may carry :port)
+  std::string pin_instance;  // value of the pin header (X-Skiff-Instance); empty = any
+};
+
+struct RouteOutcome {
+  // Set: forward to lease.backend(); its CPU is already unthrottled. Hold the lease until
+  // the response (or the upgraded tunnel) is finished, then drop it.
+  Lease lease;
+  // Unset lease: answer with this status (404 unknown service or instance, 429 queue full,
+  // 503 queue wait expired / service has no capacity / stopping), this plain-text body,
+  // and Retry-After (whole seconds, rounded up) when set.
+  int http_status = 0;
+  std::string message;
+  std::optional<absl::Duration> retry_after;
+  // The service name the request resolved to ("" when it resolved to none): the metrics
+  // label.
+  std::string service;
+};
+
+class Router {
+ public:
+  virtual ~Router() = default;
+  // Calls `done` exactly once, on any thread, possibly before Route returns. Returns a
+  // ticket that Cancel accepts while the request waits (0 when `done` already ran).
+  virtual uint64_t Route(const RouteRequest& request,
+                         absl::AnyInvocable<void(RouteOutcome)> done) = 0;
+  // The proxy gave up on a waiting request (client gone, shutdown). If it is still
+  // waiting, its `done` runs with http_status 503 (and no lease); if it was already
+  // granted, nothing happens (the lease was or will be delivered to `done`).
+  virtual void Cancel(uint64_t ticket) = 0;
+};
+
+}  // namespace skiff::ingress
