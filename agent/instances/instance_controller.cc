@@ -202,13 +202,14 @@ absl::StatusOr<v1::Instance> InstanceController::Create(std::string id, v1::Inst
     absl::StatusOr<v1::shim::ShimStatus> recorded = runtime_->ReadStatusFile(dir);
     if (recorded.ok() && recorded->state() == v1::shim::EXITED) status = std::move(recorded);
   }
-  std::unique_ptr<CpuQuota> quota;
-  if (status.ok() && status->state() != v1::shim::EXITED) {
-    absl::StatusOr<std::unique_ptr<CpuQuota>> q = runtime_->OpenCpuQuota(config.cgroup_path());
-    if (q.ok()) {
-      quota = std::move(*q);
+  std::shared_ptr<ingress::CpuThrottle> throttle;
+  if (status.ok() && status->state() != v1::shim::EXITED && options_.cpu_throttle) {
+    absl::StatusOr<std::shared_ptr<ingress::CpuThrottle>> t =
+        MakeThrottle(spec, config.cgroup_path());
+    if (t.ok()) {
+      throttle = std::move(*t);
     } else {
-      status = Annotate(q.status(), absl::StrCat("instance ", id, ": cpu quota"));
+      status = Annotate(t.status(), absl::StrCat("instance ", id, ": cpu throttle"));
     }
   }
   if (!status.ok()) {
@@ -223,7 +224,7 @@ absl::StatusOr<v1::Instance> InstanceController::Create(std::string id, v1::Inst
   rec->host_ip = ip.host_ip;
   rec->cgroup_path = config.cgroup_path();
   rec->holds_resources = true;
-  rec->cpu_quota = std::move(quota);
+  rec->throttle = std::move(throttle);
   if (conn.ok()) rec->watch_conn = std::move(*conn);
   std::move(unuse_image).Cancel();
   std::move(release_ip).Cancel();
@@ -269,7 +270,13 @@ void InstanceController::StopAndWait(ShimConnection* conn) {
 
 void InstanceController::ApplyLocked(Record& rec, const v1::shim::ShimStatus& status,
                                      bool publish) {
+  const v1::InstanceState before = rec.instance.state();
   std::vector<v1::Event> events = ApplyShimStatus(status, &rec.instance);
+  if (rec.throttle != nullptr && before != v1::READY && rec.instance.state() == v1::READY) {
+    // A failed write is counted in the throttle's stats (and exported as a metric); the
+    // next transition retries it.
+    rec.throttle->Ready().IgnoreError();
+  }
   if (publish) {
     for (auto& e : events) events_->Publish(std::move(e));
   }
@@ -277,7 +284,7 @@ void InstanceController::ApplyLocked(Record& rec, const v1::shim::ShimStatus& st
 }
 
 void InstanceController::ReleaseLocked(Record& rec) {
-  rec.cpu_quota.reset();
+  rec.throttle.reset();
   if (!rec.holds_resources) return;
   rec.holds_resources = false;
   allocated_.vcpus_milli -= rec.instance.spec().vcpus_milli();
@@ -332,10 +339,33 @@ absl::Status InstanceController::CleanUpLost(const std::string& dir,
   return st;
 }
 
+absl::StatusOr<std::shared_ptr<ingress::CpuThrottle>> InstanceController::MakeThrottle(
+    const v1::InstanceSpec& spec, const std::string& cgroup_path) {
+  SKIFF_ASSIGN_OR_RETURN(std::unique_ptr<CpuQuota> quota, runtime_->OpenCpuQuota(cgroup_path));
+  ingress::CpuThrottleOptions topts;
+  topts.vcpus_milli = spec.vcpus_milli();
+  topts.cpu_allocation = spec.cpu_allocation() == v1::INSTANCE ? ingress::CpuAllocation::kInstance
+                                                               : ingress::CpuAllocation::kRequest;
+  topts.startup_cpu_boost = spec.startup_cpu_boost();
+  topts.floor_cpu_bp = options_.cpu_floor_bp;
+  SKIFF_ASSIGN_OR_RETURN(std::unique_ptr<ingress::CpuThrottle> throttle,
+                         ingress::CpuThrottle::Create(std::move(*quota), topts));
+  return std::shared_ptr<ingress::CpuThrottle>(std::move(throttle));
+}
+
+std::shared_ptr<ingress::CpuThrottle> InstanceController::Throttle(const std::string& id) const {
+  absl::MutexLock lock(&mu_);
+  auto it = instances_.find(id);
+  return it == instances_.end() ? nullptr : it->second->throttle;
+}
+
+void InstanceController::SetDrainHook(DrainHook hook) { drain_hook_ = std::move(hook); }
+
 absl::StatusOr<v1::Instance> InstanceController::Stop(const std::string& id,
                                                       std::optional<absl::Duration> grace) {
   std::shared_ptr<Record> rec;
   absl::Duration effective_grace;
+  v1::Instance rec_snapshot;
   {
     absl::MutexLock lock(&mu_);
     auto it = instances_.find(id);
@@ -343,6 +373,15 @@ absl::StatusOr<v1::Instance> InstanceController::Stop(const std::string& id,
     rec = it->second;
     if (rec->instance.state() == v1::EXITED) return rec->instance;
     effective_grace = grace.value_or(ToAbsl(rec->instance.spec().termination_grace()));
+    rec_snapshot = rec->instance;
+  }
+  if (drain_hook_) {
+    // The ingress stops routing to it and lets its requests finish, within the grace period;
+    // SIGTERM gets what is left of it.
+    const absl::Time deadline = absl::Now() + effective_grace;
+    drain_hook_(rec_snapshot, deadline);
+    effective_grace = std::max(absl::ZeroDuration(), deadline - absl::Now());
+    grace = effective_grace;
   }
   absl::StatusOr<std::unique_ptr<ShimConnection>> conn = runtime_->Connect(rec->dir);
   absl::Status sent = conn.ok() ? (*conn)->Stop(grace) : conn.status();

@@ -11,6 +11,7 @@
 // shim statuses under `mu_`. Lock order: mu_ → EventBus → IpPool.
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -22,6 +23,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "agent/ingress/cpu_throttle.h"
 #include "agent/instances/event_bus.h"
 #include "agent/instances/ip_pool.h"
 #include "agent/instances/runtime.h"
@@ -38,7 +40,17 @@ struct ControllerOptions {
   // Instances' cgroups are <cgroup_parent>/<id> below every hierarchy's root.
   std::string cgroup_parent = "skiff";
   std::string version = "0.1.0";
+  // Request-based CPU (the ingress is on): every running instance gets a CpuThrottle on its
+  // cgroup's quota (see agent/ingress/cpu_throttle.h), whose idle floor is
+  // cpu_floor_bp basis points of one CPU. Off: the quota stays as the shim set it.
+  bool cpu_throttle = false;
+  uint32_t cpu_floor_bp = 100;
 };
+
+// Called by Stop before the instance is signalled: stop sending it requests and wait
+// (until `deadline` at most) for those in flight. The grace period left after it returns
+// is what SIGTERM gets.
+using DrainHook = std::function<void(const v1::Instance& instance, absl::Time deadline)>;
 
 struct RecoveryReport {
   int running = 0;                    // reconnected to a live shim
@@ -77,6 +89,12 @@ class InstanceController {
   // True once the instance is EXITED (or gone from the table); waits up to `timeout`.
   bool WaitForExit(const std::string& instance_id, absl::Duration timeout) const;
 
+  // The instance's CPU throttle (null when options.cpu_throttle is off, or the instance is
+  // unknown or has exited).
+  std::shared_ptr<ingress::CpuThrottle> Throttle(const std::string& instance_id) const;
+  // Set once, before serving.
+  void SetDrainHook(DrainHook hook);
+
   // Stops watching shims without touching instances: cancels every watcher's
   // connection and joins it. Watchers whose connection cannot be cancelled are left
   // running (the process is about to exit; skiffd never destroys its controller).
@@ -93,6 +111,9 @@ class InstanceController {
   void ReleaseLocked(Record& rec) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void StartWatcherLocked(std::shared_ptr<Record> rec) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Watch(std::shared_ptr<Record> rec);
+  // A CpuThrottle on the instance's cgroup quota, configured from its spec.
+  absl::StatusOr<std::shared_ptr<ingress::CpuThrottle>> MakeThrottle(
+      const v1::InstanceSpec& spec, const std::string& cgroup_path);
   // The next pool pair whose veth name is free on the host.
   absl::StatusOr<IpPair> AllocateFreePair();
   // Stops a just-launched shim and waits for its exit (Create's rollback).
@@ -110,6 +131,7 @@ class InstanceController {
 
   mutable absl::Mutex mu_;
   absl::flat_hash_map<std::string, std::shared_ptr<Record>> instances_ ABSL_GUARDED_BY(mu_);
+  DrainHook drain_hook_;  // set before serving, then read-only
   // Ids being created (not yet visible), with their spec for the idempotency check.
   absl::flat_hash_map<std::string, v1::InstanceSpec> pending_ ABSL_GUARDED_BY(mu_);
   Resources allocated_ ABSL_GUARDED_BY(mu_);

@@ -85,12 +85,17 @@ absl::Status InstanceController::RecoverOne(const std::string& id, RecoveryRepor
     }
     images_->AddUser(rec->instance.image_digest());
     rec->holds_resources = true;
-    if (auto q = runtime_->OpenCpuQuota(config.cgroup_path()); q.ok()) {
-      rec->cpu_quota = std::move(*q);
-    } else {
-      report->problems.push_back(absl::StrCat(rec->dir, ": ", q.status().message()));
+    if (options_.cpu_throttle) {
+      if (auto t = MakeThrottle(rec->instance.spec(), config.cgroup_path()); t.ok()) {
+        rec->throttle = std::move(*t);
+      } else {
+        report->problems.push_back(absl::StrCat(rec->dir, ": ", t.status().message()));
+      }
     }
     ApplyLocked(*rec, *status, /*publish=*/false);
+    if (rec->throttle != nullptr && rec->instance.state() == v1::READY) {
+      rec->throttle->Ready().IgnoreError();  // counted in its stats; retried on next change
+    }
     rec->watch_conn = std::move(*conn);
     instances_[id] = rec;
     StartWatcherLocked(rec);

@@ -43,11 +43,12 @@ class InstanceControllerTest : public ::testing::Test {
   }
   ~InstanceControllerTest() override { controller_.reset(); }
 
-  void MakeController() {
+  void MakeController(bool cpu_throttle = false) {
     ControllerOptions opts;
     opts.state_dir = state_dir_;
     opts.capacity = {4000, 4ull << 30};
     opts.cgroup_parent = "skiff-test";
+    opts.cpu_throttle = cpu_throttle;
     controller_ =
         std::make_unique<InstanceController>(opts, &images_, &runtime_, pool_.get(), &bus_);
   }
@@ -129,7 +130,8 @@ TEST_F(InstanceControllerTest, CreateBuildsTheShimConfig) {
   EXPECT_EQ(c.termination_grace_ms(), 10000u);
   EXPECT_FALSE(c.is_job());
   EXPECT_THAT(c.env(), ::testing::Contains("PORT=8080"));
-  EXPECT_THAT(runtime_.opened_quotas(), ElementsAre("skiff-test/web-1"));
+  EXPECT_TRUE(runtime_.opened_quotas().empty());  // no CPU throttle unless the ingress is on
+  EXPECT_EQ(controller_->Throttle("web-1"), nullptr);
   EXPECT_TRUE(Exists(Dir("web-1") + "/instance.pb"));
 
   v1::Node node = controller_->GetNode();
@@ -313,6 +315,44 @@ TEST_F(InstanceControllerTest, StopBlocksUntilExitedAndHonoursGraceOverride) {
   EXPECT_EQ(shim->stops(), 1);
   EXPECT_THAT(controller_->Stop("nope", std::nullopt),
               StatusIs(absl::StatusCode::kNotFound, "instance_id: nope not found"));
+}
+
+TEST_F(InstanceControllerTest, CpuThrottleFollowsTheInstance) {
+  controller_.reset();
+  MakeController(/*cpu_throttle=*/true);
+  SKIFF_ASSERT_OK(controller_->Create("t1", Spec()));
+  EXPECT_THAT(runtime_.opened_quotas(), ElementsAre("skiff-test/t1"));
+  std::shared_ptr<ingress::CpuThrottle> throttle = controller_->Throttle("t1");
+  ASSERT_NE(throttle, nullptr);
+  EXPECT_EQ(throttle->stats().state, ingress::CpuThrottle::State::kUnthrottled);  // starting up
+  runtime_.shim(Dir("t1"))->MoveTo(v1::shim::READY);
+  for (int i = 0; i < 200 && controller_->Get("t1")->state() != v1::READY; ++i) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  // Ready with nothing in flight: down to the floor (1 % of a CPU).
+  EXPECT_EQ(throttle->stats().state, ingress::CpuThrottle::State::kThrottled);
+  EXPECT_EQ(throttle->stats().quota_us, 1000u);
+  SKIFF_ASSERT_OK(controller_->Stop("t1", absl::ZeroDuration()));
+  EXPECT_EQ(controller_->Throttle("t1"), nullptr);  // released with the instance
+}
+
+TEST_F(InstanceControllerTest, StopDrainsBeforeSignallingWithTheGraceLeft) {
+  std::vector<std::string> drained;
+  controller_->SetDrainHook([&](const v1::Instance& inst, absl::Time deadline) {
+    drained.push_back(inst.id());
+    EXPECT_GT(deadline - absl::Now(), absl::Milliseconds(900));
+    absl::SleepFor(absl::Milliseconds(400));  // in-flight requests finishing
+  });
+  SKIFF_ASSERT_OK(controller_->Create("dr", Spec()));
+  auto shim = runtime_.shim(Dir("dr"));
+  SKIFF_ASSERT_OK(controller_->Stop("dr", absl::Seconds(1)));
+  EXPECT_THAT(drained, ElementsAre("dr"));
+  ASSERT_TRUE(shim->last_stop_grace().has_value());
+  EXPECT_LE(*shim->last_stop_grace(), absl::Milliseconds(600));
+  EXPECT_GE(*shim->last_stop_grace(), absl::Milliseconds(300));
+  // An exited instance is not drained again.
+  SKIFF_ASSERT_OK(controller_->Stop("dr", std::nullopt));
+  EXPECT_EQ(drained.size(), 1u);
 }
 
 TEST_F(InstanceControllerTest, DeleteRefusesRunningUnlessForced) {
