@@ -6,15 +6,27 @@
 // label values escaped: backslash, double quote, newline; histograms as cumulative
 // _bucket{le="..."} series ending with le="+Inf", then _sum and _count).
 //
+// Order of the exposition (pinned by the tests): the counter and histogram families in the
+// order they were added, then the collectors' families in the order the collectors were
+// added. Within a family, series are sorted by their label values. A family without labels
+// always has its one series (0 until first set); a labelled family shows only the label
+// sets that were set at least once.
+//
 // Threads: families are thread-safe; a family's Inc/Observe on an existing label set takes
 // a shared lock only (the per-series value is atomic). Collectors run on the scraping
 // thread under the registry's render lock, so a collector must not call back into the
 // registry.
+//
+// Programming errors crash with a message on stderr (they are broken invariants in our own
+// code, never input): a bad metric or label name, a wrong number of label values, a
+// negative or NaN counter increment, a family re-added with other labels or another type.
 
 #include <atomic>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -24,20 +36,99 @@
 
 namespace skiff::ingress {
 
+class MetricsRegistry;
+
+namespace metrics_internal {
+
+// Hash and equality over a label-value list, usable with a vector (the stored key) or a span
+// (the lookup key), so a lookup builds no vector.
+struct LabelValuesHash {
+  using is_transparent = void;
+  size_t operator()(absl::Span<const std::string> v) const;
+};
+struct LabelValuesEq {
+  using is_transparent = void;
+  bool operator()(absl::Span<const std::string> a, absl::Span<const std::string> b) const;
+};
+
+// A family's identity and its label-set → series map.
+template <typename Series>
+class SeriesMap {
+ public:
+  // Returns the series for `label_values`, creating it on first use. Shared lock on a hit.
+  Series* GetOrCreate(absl::Span<const std::string> label_values,
+                      const std::function<std::unique_ptr<Series>()>& make);
+  const Series* Find(absl::Span<const std::string> label_values) const;
+  // Snapshot of (label values, series), sorted by label values.
+  std::vector<std::pair<std::vector<std::string>, const Series*>> Sorted() const;
+
+ private:
+  mutable absl::Mutex mu_;
+  absl::flat_hash_map<std::vector<std::string>, std::unique_ptr<Series>, LabelValuesHash,
+                      LabelValuesEq>
+      series_ ABSL_GUARDED_BY(mu_);
+};
+
+struct CounterSeries {
+  std::atomic<double> value{0};
+};
+
+struct HistogramSeries {
+  explicit HistogramSeries(size_t n_buckets) : buckets(n_buckets) {}
+  // Non-cumulative: buckets[i] counts observations in (bound[i-1], bound[i]]; the last one
+  // is (bound[n-1], +Inf]. Rendered cumulatively; _count is their sum, so it always
+  // equals the +Inf bucket even while observations race a scrape.
+  std::vector<std::atomic<uint64_t>> buckets;
+  std::atomic<double> sum{0};
+};
+
+}  // namespace metrics_internal
+
 class CounterFamily {
  public:
   // `label_values` must have as many entries as the family's label names (crash otherwise:
-  // a broken invariant in our own code).
+  // a broken invariant in our own code). `v` must be >= 0.
   void Inc(absl::Span<const std::string> label_values, double v = 1);
   double Value(absl::Span<const std::string> label_values) const;  // 0 if never set
-  // ... implementation-defined ...
+
+  const std::string& name() const { return name_; }
+  const std::vector<std::string>& label_names() const { return label_names_; }
+
+ private:
+  friend class MetricsRegistry;
+  CounterFamily(std::string name, std::string help, std::vector<std::string> label_names);
+  void CheckArity(absl::Span<const std::string> label_values) const;
+  void Render(std::string& out) const;
+
+  const std::string name_;
+  const std::string help_;
+  const std::vector<std::string> label_names_;
+  metrics_internal::SeriesMap<metrics_internal::CounterSeries> series_;
 };
 
 class HistogramFamily {
  public:
   void Observe(absl::Span<const std::string> label_values, double v);
-  uint64_t Count(absl::Span<const std::string> label_values) const;
-  // ... implementation-defined ...
+  uint64_t Count(absl::Span<const std::string> label_values) const;  // 0 if never set
+  double Sum(absl::Span<const std::string> label_values) const;      // 0 if never set
+
+  const std::string& name() const { return name_; }
+  const std::vector<std::string>& label_names() const { return label_names_; }
+  const std::vector<double>& upper_bounds() const { return upper_bounds_; }
+
+ private:
+  friend class MetricsRegistry;
+  HistogramFamily(std::string name, std::string help, std::vector<std::string> label_names,
+                  std::vector<double> upper_bounds);
+  void CheckArity(absl::Span<const std::string> label_values) const;
+  void Render(std::string& out) const;
+
+  const std::string name_;
+  const std::string help_;
+  const std::vector<std::string> label_names_;
+  const std::vector<double> upper_bounds_;
+  std::vector<std::string> le_texts_;  // upper_bounds_ formatted once, then "+Inf"
+  metrics_internal::SeriesMap<metrics_internal::HistogramSeries> series_;
 };
 
 // What a collector writes: one family at a time.
@@ -57,9 +148,12 @@ class MetricsRegistry {
  public:
   MetricsRegistry();
   ~MetricsRegistry();
+  MetricsRegistry(const MetricsRegistry&) = delete;
+  MetricsRegistry& operator=(const MetricsRegistry&) = delete;
 
-  // Names must match [a-zA-Z_:][a-zA-Z0-9_:]*; label names [a-zA-Z_][a-zA-Z0-9_]*. Adding
-  // the same name twice returns the first family (its labels must match).
+  // Names must match [a-zA-Z_:][a-zA-Z0-9_:]*; label names [a-zA-Z_][a-zA-Z0-9_]*, not
+  // starting with "__" ("le" is reserved in histograms). Adding the same name twice returns
+  // the first family (its labels, and a histogram's bounds, must match).
   CounterFamily* AddCounter(const std::string& name, const std::string& help,
                             std::vector<std::string> label_names);
   HistogramFamily* AddHistogram(const std::string& name, const std::string& help,
@@ -73,8 +167,20 @@ class MetricsRegistry {
   // Latency buckets in seconds, 100 µs .. 60 s.
   static std::vector<double> LatencyBuckets();
 
+  // Text helpers of the exposition format (exposed for tests and the collectors' writer).
+  static std::string EscapeLabelValue(const std::string& v);  // \\ \" \n
+  static std::string FormatValue(double v);  // integers exactly, +Inf, -Inf, NaN, shortest
+
  private:
-  // ... implementation-defined ...
+  struct Entry {
+    std::unique_ptr<CounterFamily> counter;  // exactly one of the two is set
+    std::unique_ptr<HistogramFamily> histogram;
+  };
+
+  mutable absl::Mutex mu_;  // guards the family list and the collectors, not the values
+  std::vector<Entry> families_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::function<void(GaugeWriter&)>> collectors_ ABSL_GUARDED_BY(mu_);
+  mutable absl::Mutex render_mu_ ABSL_ACQUIRED_BEFORE(mu_);  // one Render() at a time
 };
 
 }  // namespace skiff::ingress

@@ -1,0 +1,450 @@
+#include "agent/ingress/metrics.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+
+#include "absl/hash/hash.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace skiff::ingress {
+namespace {
+
+// A broken invariant in our own code: say what and stop.
+[[noreturn]] void Die(const std::string& what) {
+  std::fprintf(stderr, "skiff metrics: %s\n", what.c_str());
+  std::fflush(stderr);
+  std::abort();
+}
+
+bool IsMetricName(const std::string& s) {
+  if (s.empty()) return false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    const char c = s[i];
+    const bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == ':';
+    const bool digit = c >= '0' && c <= '9';
+    if (!(alpha || (i > 0 && digit))) return false;
+  }
+  return true;
+}
+
+bool IsLabelName(const std::string& s) {
+  if (s.empty() || s.rfind("__", 0) == 0) return false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    const char c = s[i];
+    const bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+    const bool digit = c >= '0' && c <= '9';
+    if (!(alpha || (i > 0 && digit))) return false;
+  }
+  return true;
+}
+
+void CheckNames(const std::string& name, const std::vector<std::string>& label_names,
+                bool histogram) {
+  if (!IsMetricName(name)) {
+    Die(absl::StrCat("invalid metric name \"", name, "\" (want [a-zA-Z_:][a-zA-Z0-9_:]*)"));
+  }
+  for (size_t i = 0; i < label_names.size(); ++i) {
+    const std::string& l = label_names[i];
+    if (!IsLabelName(l)) {
+      Die(absl::StrCat("metric ", name, ": invalid label name \"", l,
+                       "\" (want [a-zA-Z_][a-zA-Z0-9_]*, not starting with __)"));
+    }
+    if (histogram && l == "le") Die(absl::StrCat("metric ", name, ": label \"le\" is reserved"));
+    for (size_t j = 0; j < i; ++j) {
+      if (label_names[j] == l) Die(absl::StrCat("metric ", name, ": duplicate label \"", l, "\""));
+    }
+  }
+}
+
+// "# HELP" text escapes backslash and newline only.
+std::string EscapeHelp(const std::string& h) {
+  std::string out;
+  out.reserve(h.size());
+  for (char c : h) {
+    if (c == '\\') {
+      out += "\\\\";
+    } else if (c == '\n') {
+      out += "\\n";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+void AppendHeader(std::string& out, const std::string& name, const std::string& help,
+                  const std::string& type) {
+  absl::StrAppend(&out, "# HELP ", name, " ", EscapeHelp(help), "\n# TYPE ", name, " ", type, "\n");
+}
+
+// name{a="x",b="y"[,le="..."]} value\n
+void AppendSample(std::string& out, const std::string& name,
+                  const std::vector<std::string>& label_names,
+                  absl::Span<const std::string> label_values, const std::string* le, double value) {
+  out += name;
+  if (!label_names.empty() || le != nullptr) {
+    out += '{';
+    for (size_t i = 0; i < label_names.size(); ++i) {
+      if (i > 0) out += ',';
+      absl::StrAppend(&out, label_names[i], "=\"",
+                      MetricsRegistry::EscapeLabelValue(label_values[i]), "\"");
+    }
+    if (le != nullptr) {
+      if (!label_names.empty()) out += ',';
+      absl::StrAppend(&out, "le=\"", *le, "\"");
+    }
+    out += '}';
+  }
+  absl::StrAppend(&out, " ", MetricsRegistry::FormatValue(value), "\n");
+}
+
+// Writes collectors' families into the exposition, checking their shape.
+class TextGaugeWriter : public GaugeWriter {
+ public:
+  explicit TextGaugeWriter(std::string& out) : out_(out) {}
+
+  void Family(const std::string& name, const std::string& help, const std::string& type) override {
+    if (!IsMetricName(name)) {
+      Die(absl::StrCat("collector: invalid metric name \"", name, "\""));
+    }
+    if (type != "gauge" && type != "counter" && type != "untyped") {
+      Die(absl::StrCat("collector: metric ", name, ": unsupported type \"", type, "\""));
+    }
+    AppendHeader(out_, name, help, type);
+    name_ = name;
+  }
+
+  void Sample(const std::vector<std::pair<std::string, std::string>>& labels,
+              double value) override {
+    if (name_.empty()) Die("collector: Sample() before Family()");
+    out_ += name_;
+    if (!labels.empty()) {
+      out_ += '{';
+      for (size_t i = 0; i < labels.size(); ++i) {
+        if (!IsLabelName(labels[i].first)) {
+          Die(absl::StrCat("collector: metric ", name_, ": invalid label name \"", labels[i].first,
+                           "\""));
+        }
+        if (i > 0) out_ += ',';
+        absl::StrAppend(&out_, labels[i].first, "=\"",
+                        MetricsRegistry::EscapeLabelValue(labels[i].second), "\"");
+      }
+      out_ += '}';
+    }
+    absl::StrAppend(&out_, " ", MetricsRegistry::FormatValue(value), "\n");
+  }
+
+ private:
+  std::string& out_;
+  std::string name_;
+};
+
+// Adds `v` to an atomic double (C++20 fetch_add on floating atomics).
+void AtomicAdd(std::atomic<double>& a, double v) { a.fetch_add(v, std::memory_order_relaxed); }
+
+}  // namespace
+
+namespace metrics_internal {
+
+size_t LabelValuesHash::operator()(absl::Span<const std::string> v) const {
+  return absl::Hash<absl::Span<const std::string>>{}(v);
+}
+
+bool LabelValuesEq::operator()(absl::Span<const std::string> a,
+                               absl::Span<const std::string> b) const {
+  return a == b;
+}
+
+template <typename Series>
+Series* SeriesMap<Series>::GetOrCreate(absl::Span<const std::string> label_values,
+                                       const std::function<std::unique_ptr<Series>()>& make) {
+  {
+    absl::ReaderMutexLock l(&mu_);
+    auto it = series_.find(label_values);
+    if (it != series_.end()) return it->second.get();
+  }
+  absl::MutexLock l(&mu_);
+  auto [it, inserted] =
+      series_.try_emplace(std::vector<std::string>(label_values.begin(), label_values.end()));
+  if (inserted) it->second = make();
+  return it->second.get();
+}
+
+template <typename Series>
+const Series* SeriesMap<Series>::Find(absl::Span<const std::string> label_values) const {
+  absl::ReaderMutexLock l(&mu_);
+  auto it = series_.find(label_values);
+  return it == series_.end() ? nullptr : it->second.get();
+}
+
+template <typename Series>
+std::vector<std::pair<std::vector<std::string>, const Series*>> SeriesMap<Series>::Sorted() const {
+  std::vector<std::pair<std::vector<std::string>, const Series*>> out;
+  {
+    absl::ReaderMutexLock l(&mu_);
+    out.reserve(series_.size());
+    for (const auto& [k, v] : series_) out.emplace_back(k, v.get());
+  }
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  return out;
+}
+
+template class SeriesMap<CounterSeries>;
+template class SeriesMap<HistogramSeries>;
+
+}  // namespace metrics_internal
+
+// ---- CounterFamily ----
+
+CounterFamily::CounterFamily(std::string name, std::string help,
+                             std::vector<std::string> label_names)
+    : name_(std::move(name)), help_(std::move(help)), label_names_(std::move(label_names)) {
+  if (label_names_.empty()) {
+    series_.GetOrCreate({}, [] { return std::make_unique<metrics_internal::CounterSeries>(); });
+  }
+}
+
+void CounterFamily::CheckArity(absl::Span<const std::string> label_values) const {
+  if (label_values.size() != label_names_.size()) {
+    Die(absl::StrCat("metric ", name_, ": ", label_values.size(), " label values for ",
+                     label_names_.size(), " labels (", absl::StrJoin(label_names_, ","), ")"));
+  }
+}
+
+void CounterFamily::Inc(absl::Span<const std::string> label_values, double v) {
+  CheckArity(label_values);
+  if (!(v >= 0)) Die(absl::StrCat("metric ", name_, ": counter increment ", v, " (must be >= 0)"));
+  auto* s = series_.GetOrCreate(label_values,
+                                [] { return std::make_unique<metrics_internal::CounterSeries>(); });
+  AtomicAdd(s->value, v);
+}
+
+double CounterFamily::Value(absl::Span<const std::string> label_values) const {
+  CheckArity(label_values);
+  const auto* s = series_.Find(label_values);
+  return s == nullptr ? 0 : s->value.load(std::memory_order_relaxed);
+}
+
+void CounterFamily::Render(std::string& out) const {
+  AppendHeader(out, name_, help_, "counter");
+  for (const auto& [labels, s] : series_.Sorted()) {
+    AppendSample(out, name_, label_names_, labels, nullptr,
+                 s->value.load(std::memory_order_relaxed));
+  }
+}
+
+// ---- HistogramFamily ----
+
+HistogramFamily::HistogramFamily(std::string name, std::string help,
+                                 std::vector<std::string> label_names,
+                                 std::vector<double> upper_bounds)
+    : name_(std::move(name)),
+      help_(std::move(help)),
+      label_names_(std::move(label_names)),
+      upper_bounds_(std::move(upper_bounds)) {
+  for (double b : upper_bounds_) le_texts_.push_back(MetricsRegistry::FormatValue(b));
+  le_texts_.push_back("+Inf");
+  if (label_names_.empty()) {
+    const size_t n = upper_bounds_.size() + 1;
+    series_.GetOrCreate({}, [n] { return std::make_unique<metrics_internal::HistogramSeries>(n); });
+  }
+}
+
+void HistogramFamily::CheckArity(absl::Span<const std::string> label_values) const {
+  if (label_values.size() != label_names_.size()) {
+    Die(absl::StrCat("metric ", name_, ": ", label_values.size(), " label values for ",
+                     label_names_.size(), " labels (", absl::StrJoin(label_names_, ","), ")"));
+  }
+}
+
+void HistogramFamily::Observe(absl::Span<const std::string> label_values, double v) {
+  CheckArity(label_values);
+  const size_t n = upper_bounds_.size() + 1;
+  auto* s = series_.GetOrCreate(
+      label_values, [n] { return std::make_unique<metrics_internal::HistogramSeries>(n); });
+  // First bound >= v ("le" is inclusive); NaN lands in +Inf.
+  const size_t i =
+      std::isnan(v)
+          ? upper_bounds_.size()
+          : static_cast<size_t>(std::lower_bound(upper_bounds_.begin(), upper_bounds_.end(), v) -
+                                upper_bounds_.begin());
+  s->buckets[i].fetch_add(1, std::memory_order_relaxed);
+  AtomicAdd(s->sum, v);
+}
+
+uint64_t HistogramFamily::Count(absl::Span<const std::string> label_values) const {
+  CheckArity(label_values);
+  const auto* s = series_.Find(label_values);
+  if (s == nullptr) return 0;
+  uint64_t n = 0;
+  for (const auto& b : s->buckets) n += b.load(std::memory_order_relaxed);
+  return n;
+}
+
+double HistogramFamily::Sum(absl::Span<const std::string> label_values) const {
+  CheckArity(label_values);
+  const auto* s = series_.Find(label_values);
+  return s == nullptr ? 0 : s->sum.load(std::memory_order_relaxed);
+}
+
+void HistogramFamily::Render(std::string& out) const {
+  AppendHeader(out, name_, help_, "histogram");
+  const std::string bucket_name = name_ + "_bucket";
+  const std::string sum_name = name_ + "_sum";
+  const std::string count_name = name_ + "_count";
+  for (const auto& [labels, s] : series_.Sorted()) {
+    uint64_t cumulative = 0;
+    for (size_t i = 0; i < s->buckets.size(); ++i) {
+      cumulative += s->buckets[i].load(std::memory_order_relaxed);
+      AppendSample(out, bucket_name, label_names_, labels, &le_texts_[i],
+                   static_cast<double>(cumulative));
+    }
+    AppendSample(out, sum_name, label_names_, labels, nullptr,
+                 s->sum.load(std::memory_order_relaxed));
+    AppendSample(out, count_name, label_names_, labels, nullptr, static_cast<double>(cumulative));
+  }
+}
+
+// ---- MetricsRegistry ----
+
+MetricsRegistry::MetricsRegistry() = default;
+MetricsRegistry::~MetricsRegistry() = default;
+
+CounterFamily* MetricsRegistry::AddCounter(const std::string& name, const std::string& help,
+                                           std::vector<std::string> label_names) {
+  CheckNames(name, label_names, /*histogram=*/false);
+  absl::MutexLock l(&mu_);
+  for (const Entry& e : families_) {
+    if (e.counter != nullptr && e.counter->name() == name) {
+      if (e.counter->label_names() != label_names) {
+        Die(absl::StrCat("metric ", name, " re-added with labels (",
+                         absl::StrJoin(label_names, ","), "), first added with (",
+                         absl::StrJoin(e.counter->label_names(), ","), ")"));
+      }
+      return e.counter.get();
+    }
+    if (e.histogram != nullptr && e.histogram->name() == name) {
+      Die(absl::StrCat("metric ", name, " added as a counter, already a histogram"));
+    }
+  }
+  families_.push_back(
+      Entry{.counter = std::unique_ptr<CounterFamily>(new CounterFamily(name, help, label_names)),
+            .histogram = nullptr});
+  return families_.back().counter.get();
+}
+
+HistogramFamily* MetricsRegistry::AddHistogram(const std::string& name, const std::string& help,
+                                               std::vector<std::string> label_names,
+                                               std::vector<double> upper_bounds) {
+  CheckNames(name, label_names, /*histogram=*/true);
+  for (size_t i = 0; i < upper_bounds.size(); ++i) {
+    if (!std::isfinite(upper_bounds[i]) || (i > 0 && upper_bounds[i] <= upper_bounds[i - 1])) {
+      Die(absl::StrCat("metric ", name,
+                       ": histogram bounds must be finite and strictly increasing (bound ", i,
+                       " = ", upper_bounds[i], ")"));
+    }
+  }
+  absl::MutexLock l(&mu_);
+  for (const Entry& e : families_) {
+    if (e.histogram != nullptr && e.histogram->name() == name) {
+      if (e.histogram->label_names() != label_names ||
+          e.histogram->upper_bounds() != upper_bounds) {
+        Die(absl::StrCat("metric ", name, " re-added with other labels or bounds"));
+      }
+      return e.histogram.get();
+    }
+    if (e.counter != nullptr && e.counter->name() == name) {
+      Die(absl::StrCat("metric ", name, " added as a histogram, already a counter"));
+    }
+  }
+  families_.push_back(Entry{.counter = nullptr,
+                            .histogram = std::unique_ptr<HistogramFamily>(new HistogramFamily(
+                                name, help, std::move(label_names), std::move(upper_bounds)))});
+  return families_.back().histogram.get();
+}
+
+void MetricsRegistry::AddCollector(std::function<void(GaugeWriter&)> collector) {
+  absl::MutexLock l(&mu_);
+  collectors_.push_back(std::move(collector));
+}
+
+std::string MetricsRegistry::Render() const {
+  absl::MutexLock render_lock(&render_mu_);
+  // Families are never removed and their addresses are stable: snapshot the lists, then
+  // render without holding mu_ (so Inc/Observe/Add* never wait for a scrape).
+  std::vector<const CounterFamily*> counters;
+  std::vector<const HistogramFamily*> histograms;
+  std::vector<std::function<void(GaugeWriter&)>> collectors;
+  std::vector<bool> is_counter;
+  {
+    absl::MutexLock l(&mu_);
+    for (const Entry& e : families_) {
+      is_counter.push_back(e.counter != nullptr);
+      if (e.counter != nullptr) {
+        counters.push_back(e.counter.get());
+      } else {
+        histograms.push_back(e.histogram.get());
+      }
+    }
+    collectors = collectors_;
+  }
+  std::string out;
+  size_t ci = 0;
+  size_t hi = 0;
+  for (bool c : is_counter) {
+    if (c) {
+      counters[ci++]->Render(out);
+    } else {
+      histograms[hi++]->Render(out);
+    }
+  }
+  TextGaugeWriter writer(out);
+  for (const auto& collect : collectors) collect(writer);
+  return out;
+}
+
+std::vector<double> MetricsRegistry::LatencyBuckets() {
+  return {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+          0.1,    0.25,    0.5,    1,     2.5,    5,     10,   30,    60};
+}
+
+std::string MetricsRegistry::EscapeLabelValue(const std::string& v) {
+  std::string out;
+  out.reserve(v.size());
+  for (char c : v) {
+    switch (c) {
+      case '\\':
+        out += "\\\\";
+        break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      default:
+        out += c;
+    }
+  }
+  return out;
+}
+
+std::string MetricsRegistry::FormatValue(double v) {
+  if (std::isnan(v)) return "NaN";
+  if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
+  // Integral values below 2^53 exactly as integers (counters read "1000000", not "1e+06").
+  if (v == std::trunc(v) && std::fabs(v) < 9007199254740992.0) {
+    return std::to_string(static_cast<int64_t>(v));
+  }
+  // Otherwise the shortest text that reads back as the same double, %g style like
+  // Prometheus' own clients ("0.0001", "2.5e-07").
+  char buf[64];
+  auto r = std::to_chars(buf, buf + sizeof(buf), v, std::chars_format::general);
+  return std::string(buf, r.ptr);
+}
+
+}  // namespace skiff::ingress
