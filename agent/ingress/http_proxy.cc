@@ -1,0 +1,196 @@
+#include "agent/ingress/http_proxy.h"
+
+#include <sys/socket.h>
+
+#include <chrono>
+#include <deque>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "agent/ingress/proxy_asio.h"
+#include "agent/ingress/proxy_metrics.h"
+#include "agent/ingress/proxy_session.h"
+#include "agent/ingress/proxy_upstream_pool.h"
+
+namespace skiff::ingress {
+
+using proxy::Await;
+using proxy::error_code;
+using proxy::tcp;
+namespace asio = proxy::asio;
+
+namespace {
+
+using ReusePort = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
+
+absl::StatusOr<tcp::endpoint> ParseListen(const std::string& listen) {
+  const size_t colon = listen.rfind(':');
+  if (colon == std::string::npos) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("ingress listen address ", listen, ": want host:port"));
+  }
+  std::string host = listen.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  uint32_t port = 0;
+  if (!absl::SimpleAtoi(listen.substr(colon + 1), &port) || port > 65535) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("ingress listen address ", listen, ": bad port"));
+  }
+  error_code ec;
+  asio::ip::address address = asio::ip::make_address(host, ec);
+  if (ec) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("ingress listen address ", listen, ": bad IP address ", host));
+  }
+  return tcp::endpoint(address, static_cast<uint16_t>(port));
+}
+
+}  // namespace
+
+// One per proxy thread: its own io_context (so a connection never changes threads and
+// nothing is locked), an SO_REUSEPORT acceptor on the shared port, an upstream pool.
+struct ProxyWorker {
+  ProxyWorker(const HttpProxyOptions& options, Router* router, proxy::ProxyMetrics* metrics)
+      : ioc(1),
+        acceptor(ioc),
+        pool(options.max_idle_upstream_per_backend,
+             absl::ToChronoNanoseconds(options.upstream_idle_timeout)),
+        sweep(ioc) {
+    ctx.options = &options;
+    ctx.router = router;
+    ctx.metrics = metrics;
+    ctx.pool = &pool;
+  }
+
+  asio::io_context ioc;
+  tcp::acceptor acceptor;
+  proxy::UpstreamPool pool;
+  asio::steady_timer sweep;
+  proxy::WorkerContext ctx;
+  bool stopping = false;
+  std::thread thread;
+};
+
+struct HttpProxy::Impl {
+  HttpProxyOptions options;
+  Router* router = nullptr;
+  std::unique_ptr<proxy::ProxyMetrics> metrics;
+  std::deque<ProxyWorker> workers;
+  uint16_t port = 0;
+  bool stopped = false;
+};
+
+namespace {
+
+asio::awaitable<void> AcceptLoop(ProxyWorker& w) {
+  error_code ec;
+  asio::steady_timer backoff(w.ioc);
+  while (!w.stopping) {
+    tcp::socket socket = co_await w.acceptor.async_accept(Await(ec));
+    if (w.stopping) break;
+    if (ec) {
+      if (ec == asio::error::operation_aborted || ec == asio::error::bad_descriptor) break;
+      // EMFILE and the like: let connections drain a little before trying again.
+      backoff.expires_after(std::chrono::milliseconds(10));
+      co_await backoff.async_wait(Await(ec));
+      continue;
+    }
+    proxy::ClientSession::Launch(w.ioc, w.ctx, std::move(socket));
+  }
+}
+
+asio::awaitable<void> SweepLoop(ProxyWorker& w) {
+  error_code ec;
+  while (!w.stopping) {
+    w.sweep.expires_after(std::chrono::seconds(1));
+    co_await w.sweep.async_wait(Await(ec));
+    if (w.stopping) break;
+    w.pool.Sweep();
+  }
+}
+
+absl::Status Listen(ProxyWorker& w, const tcp::endpoint& endpoint, const std::string& listen) {
+  error_code ec;
+  w.acceptor.open(endpoint.protocol(), ec);
+  if (!ec) w.acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!ec) w.acceptor.set_option(ReusePort(true), ec);
+  if (ec) return absl::InternalError(absl::StrCat("socket(", listen, "): ", ec.message()));
+  w.acceptor.bind(endpoint, ec);
+  if (ec) return absl::UnavailableError(absl::StrCat("bind(", listen, "): ", ec.message()));
+  w.acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) return absl::UnavailableError(absl::StrCat("listen(", listen, "): ", ec.message()));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<HttpProxy>> HttpProxy::Start(HttpProxyOptions options,
+                                                            Router* router,
+                                                            MetricsRegistry* metrics) {
+  if (router == nullptr) return absl::InvalidArgumentError("HttpProxy: router is null");
+  if (options.threads < 1 || options.threads > 256) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("ingress threads ", options.threads, ": want 1..256"));
+  }
+  if (options.max_header_bytes < 1024 || options.max_header_bytes > (1u << 24)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "ingress max_header_bytes ", options.max_header_bytes, ": want 1 KiB..16 MiB"));
+  }
+  if (options.pin_header.empty()) {
+    return absl::InvalidArgumentError("ingress pin_header: empty");
+  }
+  auto endpoint = ParseListen(options.listen);
+  if (!endpoint.ok()) return endpoint.status();
+
+  std::unique_ptr<HttpProxy> proxy(new HttpProxy());
+  proxy->impl_ = std::make_unique<Impl>();
+  Impl& impl = *proxy->impl_;
+  impl.options = std::move(options);
+  impl.router = router;
+  impl.metrics = std::make_unique<proxy::ProxyMetrics>(metrics);
+  tcp::endpoint bind_to = *endpoint;
+  for (int i = 0; i < impl.options.threads; ++i) {
+    ProxyWorker& w = impl.workers.emplace_back(impl.options, router, impl.metrics.get());
+    if (absl::Status s = Listen(w, bind_to, impl.options.listen); !s.ok()) return s;
+    // Port 0: the first acceptor picks it, the others join it.
+    bind_to.port(w.acceptor.local_endpoint().port());
+  }
+  impl.port = bind_to.port();
+  for (ProxyWorker& w : impl.workers) {
+    asio::co_spawn(w.ioc, AcceptLoop(w), asio::detached);
+    asio::co_spawn(w.ioc, SweepLoop(w), asio::detached);
+    w.thread = std::thread([&w] { w.ioc.run(); });
+  }
+  return proxy;
+}
+
+HttpProxy::~HttpProxy() { Stop(); }
+
+uint16_t HttpProxy::port() const { return impl_->port; }
+
+void HttpProxy::Stop() {
+  if (impl_ == nullptr || impl_->stopped) return;
+  impl_->stopped = true;
+  for (ProxyWorker& w : impl_->workers) {
+    asio::post(w.ioc, [&w] {
+      w.stopping = true;
+      error_code ignored;
+      w.acceptor.close(ignored);
+      w.sweep.cancel();
+      std::vector<proxy::ClientSession*> sessions(w.ctx.sessions.begin(), w.ctx.sessions.end());
+      for (proxy::ClientSession* s : sessions) s->Shutdown();
+      w.pool.Clear();
+    });
+  }
+  // Each thread's run() returns once its sessions have all ended.
+  for (ProxyWorker& w : impl_->workers) {
+    if (w.thread.joinable()) w.thread.join();
+  }
+}
+
+}  // namespace skiff::ingress

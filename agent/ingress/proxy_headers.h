@@ -1,0 +1,26 @@
+#pragma once
+
+// Header rewriting for the reverse proxy (RFC 9110 §7.6): hop-by-hop fields are removed in
+// both directions, X-Forwarded-* are set on requests. Pure functions on Beast field sets.
+
+#include <string_view>
+
+#include "agent/ingress/proxy_asio.h"
+
+namespace skiff::ingress::proxy {
+
+// True when the message asks for a protocol switch: an Upgrade field and "upgrade" among the
+// Connection tokens.
+bool WantsUpgrade(const http::fields& fields);
+
+// Removes Connection and every field it names, Keep-Alive, TE, Trailer, Transfer-Encoding,
+// Upgrade, Proxy-Connection, Proxy-Authenticate and Proxy-Authorization. With
+// `keep_upgrade` (a protocol switch being forwarded), Upgrade survives and Connection is
+// reset to exactly "upgrade".
+void StripHopByHop(http::fields& fields, bool keep_upgrade);
+
+// X-Forwarded-For: the values received (all fields, in order) + ", " + client_ip;
+// X-Forwarded-Proto: http; X-Forwarded-Host: the Host received (left unset without one).
+void SetForwardedHeaders(http::fields& fields, std::string_view client_ip);
+
+}  // namespace skiff::ingress::proxy

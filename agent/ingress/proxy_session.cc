@@ -1,0 +1,557 @@
+#include "agent/ingress/proxy_session.h"
+
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "agent/ingress/proxy_headers.h"
+
+namespace skiff::ingress::proxy {
+namespace {
+
+constexpr size_t kBodyBufferBytes = 64 * 1024;
+constexpr size_t kTunnelBufferBytes = 16 * 1024;
+
+template <bool kIsRequest>
+using Parser = http::parser<kIsRequest, http::buffer_body>;
+template <bool kIsRequest>
+using Serializer = http::serializer<kIsRequest, http::buffer_body>;
+
+struct RelayResult {
+  error_code ec;
+  bool source_failed = false;  // the error came from reading `src` (else writing `dst`)
+};
+
+// Streams the rest of the message parsed by `p` from `src` to `dst` through `buf`; `sr`
+// serializes p's message (header first if not written yet). Sets *started before the
+// first write to `dst`.
+template <bool kIsRequest>
+asio::awaitable<RelayResult> Relay(tcp::socket& src, beast::flat_buffer& src_buf,
+                                   Parser<kIsRequest>& p, tcp::socket& dst,
+                                   Serializer<kIsRequest>& sr, char* buf, bool* started) {
+  error_code ec;
+  do {
+    http::buffer_body::value_type& body = p.get().body();
+    if (!p.is_done()) {
+      body.data = buf;
+      body.size = kBodyBufferBytes;
+      co_await http::async_read(src, src_buf, p, Await(ec));
+      if (ec == http::error::need_buffer) ec = {};
+      if (ec) co_return RelayResult{ec, true};
+      body.size = kBodyBufferBytes - body.size;
+      body.data = buf;
+      body.more = !p.is_done();
+    } else {
+      body.data = nullptr;
+      body.size = 0;
+      body.more = false;
+    }
+    if (started != nullptr) *started = true;
+    co_await http::async_write(dst, sr, Await(ec));
+    if (ec == http::error::need_buffer) ec = {};
+    if (ec) co_return RelayResult{ec, false};
+  } while (!sr.is_done());
+  co_return RelayResult{};
+}
+
+// A pooled connection the backend had already closed shows up as one of these before any
+// response byte.
+bool IsStaleConnectionError(const error_code& ec) {
+  return ec == http::error::end_of_stream || ec == asio::error::eof ||
+         ec == asio::error::connection_reset || ec == asio::error::broken_pipe;
+}
+
+bool IsParseError(const error_code& ec) {
+  return ec.category() == http::make_error_code(http::error::bad_method).category() &&
+         ec != http::error::end_of_stream && ec != http::error::partial_message;
+}
+
+}  // namespace
+
+struct ClientSession::Exchange {
+  Exchange() { req.body_limit(boost::none); }
+  Parser<true> req;
+  std::optional<Parser<false>> res;
+  Clock::time_point start;
+  unsigned client_version = 11;
+  bool client_keep_alive = true;
+  bool head = false;
+  bool upgrade = false;
+  bool response_started = false;
+  int status = 0;  // the status line sent to the client (0: none)
+  std::string service;
+  Lease lease;
+};
+
+ClientSession::ClientSession(WorkerContext& ctx, tcp::socket client)
+    : ctx_(ctx),
+      client_(std::move(client)),
+      body_buf_(new char[kBodyBufferBytes]),
+      timer_(client_.get_executor()) {
+  ctx_.sessions.insert(this);
+  error_code ec;
+  client_.set_option(tcp::no_delay(true), ec);
+  tcp::endpoint peer = client_.remote_endpoint(ec);
+  if (!ec) client_ip_ = peer.address().to_string();
+  ClearDeadline();
+}
+
+ClientSession::~ClientSession() { ctx_.sessions.erase(this); }
+
+void ClientSession::Launch(asio::io_context& ioc, WorkerContext& ctx, tcp::socket client) {
+  auto session = std::make_shared<ClientSession>(ctx, std::move(client));
+  asio::co_spawn(ioc, Watchdog(session), asio::detached);
+  asio::co_spawn(ioc, RunSession(std::move(session)), asio::detached);
+}
+
+asio::awaitable<void> ClientSession::RunSession(std::shared_ptr<ClientSession> self) {
+  co_await self->Run();
+}
+
+void ClientSession::Shutdown() {
+  closed_ = true;
+  error_code ignored;
+  client_.close(ignored);
+  CloseUpstream();
+  timer_.cancel();
+  if (route_pending_ && route_ticket_ != 0) ctx_.router->Cancel(route_ticket_);
+}
+
+void ClientSession::CloseUpstream() {
+  if (upstream_) {
+    error_code ignored;
+    upstream_->close(ignored);
+  }
+}
+
+asio::awaitable<void> ClientSession::Run() {
+  while (!closed_) {
+    bool keep = co_await ServeOne();
+    if (!keep) break;
+  }
+  closed_ = true;
+  error_code ignored;
+  client_.shutdown(tcp::socket::shutdown_both, ignored);
+  client_.close(ignored);
+  CloseUpstream();
+  upstream_.reset();
+  timer_.cancel();
+}
+
+// The connection's one timer: sleeps until deadline_, re-arming when the deadline moved
+// later (moving it earlier cancels the wait). So setting a deadline is a store, not a
+// timer operation.
+asio::awaitable<void> ClientSession::Watchdog(std::shared_ptr<ClientSession> self) {
+  error_code ec;
+  while (!self->closed_) {
+    self->timer_.expires_at(self->deadline_);
+    co_await self->timer_.async_wait(Await(ec));
+    if (self->closed_) break;
+    if (Clock::now() >= self->deadline_) self->OnDeadline();
+  }
+}
+
+void ClientSession::SetDeadline(Clock::time_point when, DeadlineKind kind) {
+  const bool earlier = when < deadline_;
+  deadline_ = when;
+  deadline_kind_ = kind;
+  if (earlier) timer_.cancel();
+}
+
+void ClientSession::OnDeadline() {
+  const DeadlineKind kind = deadline_kind_;
+  ClearDeadline();
+  error_code ignored;
+  switch (kind) {
+    case DeadlineKind::kNone:
+      break;
+    case DeadlineKind::kClientIdle:
+      client_.close(ignored);
+      break;
+    case DeadlineKind::kConnect:
+      connect_timed_out_ = true;
+      CloseUpstream();
+      break;
+    case DeadlineKind::kRequest:
+      timed_out_ = true;
+      CloseUpstream();
+      client_.cancel(ignored);
+      break;
+  }
+}
+
+asio::awaitable<RouteOutcome> ClientSession::RouteAsync(RouteRequest request) {
+  auto executor = co_await asio::this_coro::executor;
+  const uint64_t generation = ++route_generation_;
+  route_pending_ = true;
+  route_ticket_ = 0;
+  RouteOutcome outcome =
+      co_await asio::async_initiate<decltype(asio::use_awaitable), void(RouteOutcome)>(
+          [&](auto handler) {
+            route_ticket_ = ctx_.router->Route(request, [handler = std::move(handler),
+                                                         executor](RouteOutcome out) mutable {
+              asio::post(executor, [handler = std::move(handler), out = std::move(out)]() mutable {
+                std::move(handler)(std::move(out));
+              });
+            });
+            if (closed_ && route_ticket_ != 0) {
+              ctx_.router->Cancel(route_ticket_);
+            } else if (route_ticket_ != 0) {
+              // Watch the client while the request waits: a close cancels the wait.
+              client_.async_wait(tcp::socket::wait_read,
+                                 [self = shared_from_this(), generation](const error_code& ec) {
+                                   self->OnClientReadable(ec, generation);
+                                 });
+            }
+          },
+          asio::use_awaitable);
+  route_pending_ = false;
+  route_ticket_ = 0;
+  error_code ignored;
+  client_.cancel(ignored);  // the close watch, if it is still waiting
+  co_return outcome;
+}
+
+void ClientSession::OnClientReadable(const error_code& ec, uint64_t generation) {
+  if (generation != route_generation_ || !route_pending_ || ec == asio::error::operation_aborted)
+    return;
+  char c;
+  ssize_t n = ec ? -1 : ::recv(client_.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (n > 0 || (n < 0 && !ec && (errno == EAGAIN || errno == EWOULDBLOCK))) return;
+  client_gone_ = true;
+  if (route_ticket_ != 0) ctx_.router->Cancel(route_ticket_);
+}
+
+asio::awaitable<bool> ClientSession::ReplyError(Exchange& x, int status, const std::string& message,
+                                                std::optional<absl::Duration> retry_after,
+                                                bool keep_alive) {
+  http::response<http::string_body> res{static_cast<http::status>(status),
+                                        x.client_version == 10 ? 10u : 11u};
+  res.set(http::field::content_type, "text/plain; charset=utf-8");
+  if (retry_after) {
+    const double secs = std::ceil(absl::ToDoubleSeconds(*retry_after));
+    res.set(http::field::retry_after, std::to_string(static_cast<int64_t>(std::max(0.0, secs))));
+  }
+  res.body() = message;
+  if (res.body().empty() || res.body().back() != '\n') res.body() += '\n';
+  res.keep_alive(keep_alive);
+  res.prepare_payload();
+  x.status = status;
+  x.response_started = true;
+  error_code ec;
+  co_await http::async_write(client_, res, Await(ec));
+  co_return keep_alive && !ec;
+}
+
+asio::awaitable<bool> ClientSession::ServeOne() {
+  const HttpProxyOptions& opts = *ctx_.options;
+  Exchange x;
+  x.req.header_limit(static_cast<uint32_t>(opts.max_header_bytes));
+  SetDeadline(Clock::now() + absl::ToChronoNanoseconds(opts.client_idle_timeout),
+              DeadlineKind::kClientIdle);
+  error_code ec;
+  co_await http::async_read_header(client_, client_buf_, x.req, Await(ec));
+  x.start = Clock::now();
+  ClearDeadline();
+  if (ec) {
+    if (closed_) co_return false;
+    if (ec == http::error::header_limit || ec == http::error::buffer_overflow) {
+      co_await ReplyError(x, 431, "request header fields too large", std::nullopt, false);
+      ctx_.metrics->Request("", 431, 0);
+    } else if (IsParseError(ec)) {
+      co_await ReplyError(x, 400, absl::StrCat("bad request: ", ec.message()), std::nullopt, false);
+      ctx_.metrics->Request("", 400, 0);
+    }
+    co_return false;
+  }
+  auto& req = x.req.get();
+  x.client_version = req.version();
+  x.client_keep_alive = req.keep_alive();
+  x.head = req.method() == http::verb::head;
+  x.upgrade = WantsUpgrade(req);
+  auto host = req.find(http::field::host);
+  if (host == req.end() && req.version() >= 11) {
+    co_await ReplyError(x, 400, "bad request: missing Host", std::nullopt, false);
+    ctx_.metrics->Request("", 400, 0);
+    co_return false;
+  }
+
+  RouteRequest route;
+  if (host != req.end()) route.host.assign(host->value().data(), host->value().size());
+  auto pin = req.find(beast::string_view(opts.pin_header));
+  if (pin != req.end()) route.pin_instance.assign(pin->value().data(), pin->value().size());
+  RouteOutcome outcome = co_await RouteAsync(std::move(route));
+  x.service = std::move(outcome.service);
+  if (closed_ || client_gone_) co_return false;
+  if (!outcome.lease) {
+    const int status = outcome.http_status != 0 ? outcome.http_status : 503;
+    bool keep = co_await ReplyError(x, status, outcome.message, outcome.retry_after,
+                                    x.client_keep_alive && x.req.is_done());
+    ctx_.metrics->Request(x.service, status,
+                          std::chrono::duration<double>(Clock::now() - x.start).count());
+    co_return keep;
+  }
+  x.lease = std::move(outcome.lease);
+  bool keep = co_await Forward(x);
+  x.lease.Release();
+  if (x.status != 0) {
+    ctx_.metrics->Request(x.service, x.status,
+                          std::chrono::duration<double>(Clock::now() - x.start).count());
+  }
+  co_return keep && !closed_;
+}
+
+asio::awaitable<bool> ClientSession::Forward(Exchange& x) {
+  const HttpProxyOptions& opts = *ctx_.options;
+  const BackendInfo& backend = x.lease.backend();
+  auto& req = x.req.get();
+  const bool expect_continue = beast::iequals(req[http::field::expect], "100-continue");
+  StripHopByHop(req, x.upgrade);
+  SetForwardedHeaders(req, client_ip_);
+  if (x.req.chunked()) req.chunked(true);
+  req.version(11);
+
+  const Clock::time_point request_deadline =
+      x.start + absl::ToChronoNanoseconds(backend.request_timeout);
+  timed_out_ = false;
+  connect_timed_out_ = false;
+  const std::string key = absl::StrCat(backend.ip, ":", backend.port);
+  error_code ec;
+  tcp::endpoint endpoint(asio::ip::make_address(backend.ip, ec), backend.port);
+  if (ec) {
+    co_return co_await ReplyError(x, 502, absl::StrCat("bad backend address ", backend.ip),
+                                  std::nullopt, false);
+  }
+
+  bool body_sent = false;  // a write of the request reached the upstream socket
+  bool client_body_unread = false;
+  for (int attempt = 0;; ++attempt) {
+    bool reused = false;
+    upstream_buf_.clear();
+    if (std::optional<tcp::socket> idle = ctx_.pool->Take(key)) {
+      upstream_.emplace(std::move(*idle));
+      reused = true;
+      SetDeadline(request_deadline, DeadlineKind::kRequest);
+    } else {
+      upstream_.emplace(client_.get_executor());
+      SetDeadline(std::min(request_deadline,
+                           Clock::now() + absl::ToChronoNanoseconds(opts.upstream_connect_timeout)),
+                  DeadlineKind::kConnect);
+      co_await upstream_->async_connect(endpoint, Await(ec));
+      if (closed_) co_return false;
+      if (ec) {
+        ClearDeadline();
+        const bool request_timeout = Clock::now() >= request_deadline;
+        ctx_.metrics->UpstreamError(x.service, request_timeout ? "timeout" : "connect");
+        upstream_.reset();
+        if (request_timeout) {
+          co_return co_await ReplyError(x, 504, "upstream request timed out", std::nullopt, false);
+        }
+        co_return co_await ReplyError(x, 502,
+                                      absl::StrCat("upstream connect to ", key, " failed: ",
+                                                   connect_timed_out_ ? "timed out" : ec.message()),
+                                      std::nullopt, x.client_keep_alive && x.req.is_done());
+      }
+      upstream_->set_option(tcp::no_delay(true), ec);
+      SetDeadline(request_deadline, DeadlineKind::kRequest);
+    }
+
+    // The request: header and body (or only the header, when the client waits for 100).
+    Serializer<true> sr{req};
+    const bool has_body = !x.req.is_done();
+    RelayResult sent;
+    if (expect_continue && has_body) {
+      co_await http::async_write_header(*upstream_, sr, Await(ec));
+      sent.ec = ec;
+    } else {
+      sent = co_await Relay<true>(client_, client_buf_, x.req, *upstream_, sr, body_buf_.get(),
+                                  &body_sent);
+    }
+    if (!sent.ec) {
+      x.res.emplace();
+      x.res->header_limit(static_cast<uint32_t>(opts.max_header_bytes));
+      x.res->body_limit(boost::none);
+      if (x.head) x.res->skip(true);
+      co_await http::async_read_header(*upstream_, upstream_buf_, *x.res, Await(ec));
+      sent.ec = ec;
+      sent.source_failed = false;
+      if (!ec && expect_continue && has_body) {
+        if (x.res->get().result() == http::status::continue_) {
+          static constexpr char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
+          co_await asio::async_write(client_, asio::buffer(kContinue, sizeof(kContinue) - 1),
+                                     Await(ec));
+          if (!ec) {
+            sent = co_await Relay<true>(client_, client_buf_, x.req, *upstream_, sr,
+                                        body_buf_.get(), &body_sent);
+          }
+          if (!ec && !sent.ec) {
+            x.res.emplace();
+            x.res->header_limit(static_cast<uint32_t>(opts.max_header_bytes));
+            x.res->body_limit(boost::none);
+            if (x.head) x.res->skip(true);
+            co_await http::async_read_header(*upstream_, upstream_buf_, *x.res, Await(ec));
+            sent.ec = ec;
+          } else if (ec) {
+            sent = RelayResult{ec, true};
+          }
+        } else {
+          client_body_unread = true;  // a final answer instead of 100: the body stays unsent
+        }
+      }
+    }
+    if (closed_) co_return false;
+    if (sent.ec) {
+      if (timed_out_) {
+        ctx_.metrics->UpstreamError(x.service, "timeout");
+        CloseUpstream();
+        upstream_.reset();
+        if (x.response_started) co_return false;
+        co_return co_await ReplyError(x, 504, "upstream request timed out", std::nullopt, false);
+      }
+      if (sent.source_failed) {  // the client went away or sent a bad body
+        co_return false;
+      }
+      if (reused && attempt == 0 && !has_body && IsStaleConnectionError(sent.ec)) {
+        CloseUpstream();
+        upstream_.reset();
+        continue;  // a keep-alive connection the backend closed while idle: once more, fresh
+      }
+      ctx_.metrics->UpstreamError(x.service, "reset");
+      CloseUpstream();
+      upstream_.reset();
+      if (x.response_started) co_return false;
+      co_return co_await ReplyError(
+          x, 502, absl::StrCat("upstream ", key, " failed before a response: ", sent.ec.message()),
+          std::nullopt, false);
+    }
+    break;
+  }
+
+  // Interim responses (1xx other than 101) are relayed as they come.
+  while (x.res->get().result_int() >= 100 && x.res->get().result_int() < 200 &&
+         x.res->get().result() != http::status::switching_protocols) {
+    http::response<http::empty_body> interim{x.res->get().result(), 11};
+    for (const auto& f : x.res->get()) {
+      interim.insert(f.name_string(), f.value());
+    }
+    StripHopByHop(interim, false);
+    co_await http::async_write(client_, interim, Await(ec));
+    if (!ec) {
+      x.res.emplace();
+      x.res->header_limit(static_cast<uint32_t>(opts.max_header_bytes));
+      x.res->body_limit(boost::none);
+      if (x.head) x.res->skip(true);
+      co_await http::async_read_header(*upstream_, upstream_buf_, *x.res, Await(ec));
+    }
+    if (ec) {
+      if (timed_out_) ctx_.metrics->UpstreamError(x.service, "timeout");
+      CloseUpstream();
+      upstream_.reset();
+      co_return false;
+    }
+  }
+
+  auto& res = x.res->get();
+  const int status = res.result_int();
+  const bool switching = status == 101;
+  if (switching && !x.upgrade) {
+    ctx_.metrics->UpstreamError(x.service, "reset");
+    CloseUpstream();
+    upstream_.reset();
+    co_return co_await ReplyError(x, 502, "upstream switched protocols unasked", std::nullopt,
+                                  false);
+  }
+  const bool upstream_reusable = !switching && res.keep_alive() && !x.res->need_eof() &&
+                                 x.req.is_done() && !client_body_unread;
+  bool keep = x.client_keep_alive && x.req.is_done() && !client_body_unread && !switching;
+  const bool has_body = !(x.head || status == 204 || status == 304 || switching);
+  const bool length_known = x.res->content_length().has_value();
+  StripHopByHop(res, switching);
+  if (has_body && !length_known) {
+    if (x.client_version >= 11) {
+      res.chunked(true);
+    } else {
+      keep = false;  // an HTTP/1.0 client: the body ends when the connection does
+    }
+  }
+  res.version(x.client_version == 10 ? 10 : 11);
+  if (!switching) res.keep_alive(keep);
+  x.status = status;
+
+  Serializer<false> rsr{res};
+  RelayResult got = co_await Relay<false>(*upstream_, upstream_buf_, *x.res, client_, rsr,
+                                          body_buf_.get(), &x.response_started);
+  if (got.ec) {
+    if (timed_out_)
+      ctx_.metrics->UpstreamError(x.service, "timeout");
+    else if (got.source_failed)
+      ctx_.metrics->UpstreamError(x.service, "reset");
+    CloseUpstream();
+    upstream_.reset();
+    if (!x.response_started && !closed_) {
+      if (timed_out_) {
+        co_return co_await ReplyError(x, 504, "upstream request timed out", std::nullopt, false);
+      }
+      co_return co_await ReplyError(x, 502, "upstream failed mid-response", std::nullopt, false);
+    }
+    co_return false;
+  }
+  ClearDeadline();
+  if (switching) {
+    co_await Tunnel();
+    co_return false;
+  }
+  if (upstream_reusable && upstream_buf_.size() == 0 && !closed_) {
+    ctx_.pool->Put(key, std::move(*upstream_));
+  } else {
+    CloseUpstream();
+  }
+  upstream_.reset();
+  co_return keep;
+}
+
+// After a 101: bytes flow both ways untouched until either side closes; then both close.
+asio::awaitable<void> ClientSession::Tunnel() {
+  error_code ec;
+  // Bytes that arrived behind the handshakes go first.
+  if (client_buf_.size() > 0) {
+    co_await asio::async_write(*upstream_, client_buf_.data(), Await(ec));
+    client_buf_.consume(client_buf_.size());
+  }
+  if (!ec && upstream_buf_.size() > 0) {
+    co_await asio::async_write(client_, upstream_buf_.data(), Await(ec));
+    upstream_buf_.consume(upstream_buf_.size());
+  }
+  if (ec || closed_) co_return;
+
+  auto pump = [](tcp::socket& from, tcp::socket& to, char* buf) -> asio::awaitable<void> {
+    error_code ec;
+    for (;;) {
+      size_t n = co_await from.async_read_some(asio::buffer(buf, kTunnelBufferBytes), Await(ec));
+      if (ec) break;
+      co_await asio::async_write(to, asio::buffer(buf, n), Await(ec));
+      if (ec) break;
+    }
+    error_code ignored;
+    from.close(ignored);
+    to.close(ignored);
+  };
+  std::vector<char> down(kTunnelBufferBytes);
+  bool down_done = false;
+  asio::steady_timer down_signal(client_.get_executor(), Clock::time_point::max());
+  asio::co_spawn(client_.get_executor(), pump(*upstream_, client_, down.data()),
+                 [&down_done, &down_signal](std::exception_ptr) {
+                   down_done = true;
+                   down_signal.cancel();
+                 });
+  co_await pump(client_, *upstream_, body_buf_.get());
+  while (!down_done) co_await down_signal.async_wait(Await(ec));
+}
+
+}  // namespace skiff::ingress::proxy

@@ -1,0 +1,94 @@
+#pragma once
+
+// One client connection of the reverse proxy: reads requests one after another
+// (keep-alive), routes each through the Router, forwards it over a pooled upstream
+// connection, streams the response back, and splices a WebSocket (101) tunnel.
+//
+// Threads: a session lives on one proxy thread (its worker's io_context); every member is
+// touched only there. The Router's `done` may run anywhere: it is posted back.
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "absl/container/flat_hash_set.h"
+#include "agent/ingress/http_proxy.h"
+#include "agent/ingress/proxy_asio.h"
+#include "agent/ingress/proxy_metrics.h"
+#include "agent/ingress/proxy_upstream_pool.h"
+#include "agent/ingress/router.h"
+
+namespace skiff::ingress::proxy {
+
+class ClientSession;
+
+// What the sessions of one proxy thread share. Used only on that thread (metrics and
+// router are thread-safe themselves).
+struct WorkerContext {
+  const HttpProxyOptions* options = nullptr;
+  Router* router = nullptr;
+  ProxyMetrics* metrics = nullptr;
+  UpstreamPool* pool = nullptr;
+  absl::flat_hash_set<ClientSession*> sessions;
+};
+
+class ClientSession : public std::enable_shared_from_this<ClientSession> {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  ClientSession(WorkerContext& ctx, tcp::socket client);
+  ~ClientSession();
+
+  // Spawns the session's coroutines on `ioc`; it ends when the client connection does.
+  static void Launch(asio::io_context& ioc, WorkerContext& ctx, tcp::socket client);
+
+  // Closes both connections and cancels a pending route (proxy shutdown).
+  void Shutdown();
+
+ private:
+  enum class DeadlineKind { kNone, kClientIdle, kConnect, kRequest };
+  struct Exchange;
+
+  static asio::awaitable<void> RunSession(std::shared_ptr<ClientSession> self);
+  asio::awaitable<void> Run();
+  static asio::awaitable<void> Watchdog(std::shared_ptr<ClientSession> self);
+  // Serves one request; returns whether the client connection stays open.
+  asio::awaitable<bool> ServeOne();
+  asio::awaitable<RouteOutcome> RouteAsync(RouteRequest request);
+  void OnClientReadable(const error_code& ec, uint64_t generation);
+  asio::awaitable<bool> Forward(Exchange& x);
+  asio::awaitable<void> Tunnel();
+  asio::awaitable<bool> ReplyError(Exchange& x, int status, const std::string& message,
+                                   std::optional<absl::Duration> retry_after, bool keep_alive);
+
+  void SetDeadline(Clock::time_point when, DeadlineKind kind);
+  void ClearDeadline() {
+    SetDeadline(Clock::now() + std::chrono::hours(24 * 365), DeadlineKind::kNone);
+  }
+  void OnDeadline();
+  void CloseUpstream();
+
+  WorkerContext& ctx_;
+  tcp::socket client_;
+  std::string client_ip_;
+  beast::flat_buffer client_buf_;
+  std::optional<tcp::socket> upstream_;
+  beast::flat_buffer upstream_buf_;
+  std::unique_ptr<char[]> body_buf_;  // one per connection: bodies stream through it
+
+  asio::steady_timer timer_;
+  Clock::time_point deadline_;
+  DeadlineKind deadline_kind_ = DeadlineKind::kNone;
+  bool closed_ = false;
+  bool timed_out_ = false;          // request_timeout fired during this exchange
+  bool connect_timed_out_ = false;  // upstream_connect_timeout fired
+
+  bool route_pending_ = false;
+  bool client_gone_ = false;
+  uint64_t route_ticket_ = 0;
+  uint64_t route_generation_ = 0;
+};
+
+}  // namespace skiff::ingress::proxy
