@@ -42,31 +42,48 @@ class InstanceLauncher {
   virtual std::vector<v1::Instance> ListLive(const std::string& service) = 0;
 };
 
+// An interface so that the API layer (agent/api) needs only this header, and its tests a
+// fake; Create() returns the real one (activator.cc).
 class ServiceActivator {
  public:
-  // Borrows everything. Loads <state_dir>/services/*.pb into `router` (a corrupt file is
-  // logged and skipped, not fatal).
+  // Borrows everything; `metrics` may be null. Loads <state_dir>/services/*.pb into
+  // `router` (a corrupt or invalid file is skipped, not fatal: see LoadErrors) and starts
+  // each service's min_instances.
   static absl::StatusOr<std::unique_ptr<ServiceActivator>> Create(std::string state_dir,
                                                                   ServiceRouter* router,
                                                                   InstanceLauncher* launcher,
                                                                   MetricsRegistry* metrics);
-  ~ServiceActivator();  // stops the control thread; instances keep running
+  // The real one stops the control thread and joins its start/stop threads; instances
+  // keep running.
+  virtual ~ServiceActivator() = default;
 
   // Validates (errors name the field: "service.name", "service.template.memory_bytes",
   // "service.max_instances", ...), persists, creates/updates the pool, starts
-  // min_instances. Returns the stored service with defaults filled in.
-  absl::StatusOr<v1::Service> Put(v1::Service service);
-  // Stops and deletes the service's instances, then forgets it. NotFound if unknown.
-  absl::Status Delete(const std::string& name);
-  std::vector<v1::Service> List() const;
+  // min_instances. Returns the stored service with defaults filled in. Replacing a
+  // service keeps its running instances; instances started later use the new template.
+  virtual absl::StatusOr<v1::Service> Put(v1::Service service) = 0;
+  // Removes the pool (queued requests get 503), stops and deletes the service's
+  // instances, then forgets it (and its file). NotFound if unknown. Blocks.
+  virtual absl::Status Delete(const std::string& name) = 0;
+  virtual std::vector<v1::Service> List() const = 0;  // sorted by name
   // Per service: instances (ready/starting/draining), in flight, queued, desired, cold
-  // starts.
-  std::vector<v1::ServiceStats> Stats() const;
+  // starts, requests granted, the last start error.
+  virtual std::vector<v1::ServiceStats> Stats() const = 0;
+  // Files under <state_dir>/services that Create skipped, one error each naming the file
+  // (skiffd logs them).
+  virtual std::vector<absl::Status> LoadErrors() const = 0;
 
-  // skiffd's instance watcher tells the activator an instance it labelled became Ready
-  // (ends a cold start: its duration goes to skiff_ingress_cold_start_seconds) or exited.
-  void InstanceReady(const std::string& service, const std::string& instance_id);
-  void InstanceExited(const std::string& service, const std::string& instance_id);
+  // skiffd's instance watcher tells the activator an instance labelled
+  // skiff.service=<service> became Ready — call it after pool->Add(...) — (ends a cold
+  // start: its duration goes to skiff_ingress_cold_start_seconds) or exited — call it
+  // after pool->Remove(...) (an instance the activator started that exits is deleted
+  // on the next tick; min_instances are restarted).
+  virtual void InstanceReady(const std::string& service, const std::string& instance_id) = 0;
+  virtual void InstanceExited(const std::string& service, const std::string& instance_id) = 0;
 };
+
+// True when `instance_id` has the shape of an instance the activator starts for `service`
+// ("<service>-<5 of [a-z0-9]>").
+bool IsActivatorInstance(const std::string& service, const std::string& instance_id);
 
 }  // namespace skiff::ingress
