@@ -10,7 +10,8 @@
 // held. One reaper thread per ServiceRouter expires queued requests at their deadline.
 
 #include <cstdint>
-#include <deque>
+#include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -19,7 +20,6 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/container/flat_hash_map.h"
 #include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
@@ -106,12 +106,23 @@ class ServicePool {
   std::vector<BackendStats> Backends() const;
 
  private:
+  friend class ServiceRouter;
   struct Backend;
   struct Waiter;
-  // ... implementation-defined members ...
+  // The pool's state and logic. Leases hold it weakly (and their backend strongly), so a
+  // lease released after Remove or after the pool is gone only touches live objects.
+  class Core;
+
+  // ServiceRouter: tickets it assigned (unique across pools), and its reaper's wake-up,
+  // called (no pool lock held) with the deadline of every newly queued request.
+  uint64_t AcquireWithTicket(uint64_t ticket, const std::string& pin_instance,
+                             absl::AnyInvocable<void(RouteOutcome)> done);
+  void SetDeadlineHook(std::function<void(absl::Time)> hook);
+  // DeleteService: waiters get 503 "service deleted", and so does every later Acquire.
+  void Close();
+
   const std::string service_;
-  mutable absl::Mutex mu_;
-  PoolOptions options_ ABSL_GUARDED_BY(mu_);
+  const std::shared_ptr<Core> core_;
 };
 
 // Host → service → pool, and the queue-deadline reaper.
@@ -135,8 +146,17 @@ class ServiceRouter : public Router {
   const std::string& node_domain() const { return node_domain_; }
 
  private:
+  struct Reaper;   // the earliest queue deadline and the reaper thread's wake-up
+  struct Tickets;  // ticket → pool of every request still waiting for its `done`
+
+  void ReaperLoop();
+
   const std::string node_domain_;
-  // ... implementation-defined members ...
+  const std::shared_ptr<Reaper> reaper_;
+  const std::shared_ptr<Tickets> tickets_;
+  mutable absl::Mutex mu_;
+  std::map<std::string, std::shared_ptr<ServicePool>, std::less<>> pools_ ABSL_GUARDED_BY(mu_);
+  std::thread reaper_thread_;  // last: starts once everything above exists
 };
 
 }  // namespace skiff::ingress
