@@ -3,12 +3,15 @@
 # them to a registry.
 #
 #   scripts/images/build.sh [--registry 127.0.0.1:PORT] [--only NAME[,NAME...]]... [--skip-big]
-#                           [--with-flask]
+#                           [--with-flask] [--testapp-bin PATH]
 #
 # Images: hello sigterm-handler sigterm-ignorer forker memhog multilayer job multiarch big
 # (see docs/images-examples.md). flask (a Debian 12 python3-flask + gunicorn app, built with
 # debootstrap: needs root and the Debian mirror, minutes cold) is built only when named:
-# --only flask, or --with-flask on top of the default set. Each is pushed as <registry>/skiff/<name>:latest;
+# --only flask, or --with-flask on top of the default set. testapp (the static skiff-testapp
+# binary the project builds, tests/payloads/testapp) is built only when named too (--only testapp);
+# its binary comes from --testapp-bin PATH, else $SKIFF_TESTAPP_BIN, else
+# ${SKIFF_BUILD_DIR:-build}/tests/payloads/testapp/skiff-testapp. Each is pushed as <registry>/skiff/<name>:latest;
 # hello is also pushed as skiff/hello:docker in Docker v2 schema 2 form.
 # Without --registry the images are only built; each image's OCI layout path is printed.
 #
@@ -28,7 +31,7 @@ umask 022
 export LC_ALL=C
 
 ALL_IMAGES=(hello sigterm-handler sigterm-ignorer forker memhog multilayer job multiarch big)
-OPT_IN_IMAGES=(flask)  # built only when named (--only flask, --with-flask)
+OPT_IN_IMAGES=(flask testapp)  # built only when named (--only flask, --with-flask)
 SCRIPT_DIR="$(cd "$(dirname "$0")" && pwd)"
 FLASK_DIR="$SCRIPT_DIR/flask"
 BIG_LAYER_MIB="${SKIFF_BIG_LAYER_MIB:-150}"
@@ -45,6 +48,7 @@ registry=""
 only=()
 skip_big=0
 with_flask=0
+testapp_bin="${SKIFF_TESTAPP_BIN:-}"
 while (($#)); do
   case "$1" in
     --registry) registry="${2:?--registry needs host:port}"; shift 2 ;;
@@ -55,6 +59,7 @@ while (($#)); do
       ;;
     --skip-big) skip_big=1; shift ;;
     --with-flask) with_flask=1; shift ;;
+    --testapp-bin) testapp_bin="${2:?--testapp-bin needs a path}"; shift 2 ;;
     -h | --help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0" >&2; exit 0 ;;
     *) die "unknown argument: $1" ;;
   esac
@@ -92,6 +97,20 @@ if [[ "$BUSYBOX" == /bin/busybox ]] &&
 fi
 if [[ -n "$registry" ]]; then
   command -v skopeo >/dev/null || die "skopeo not found (run scripts/setup.sh)"
+fi
+
+if [[ " ${selected[*]} " == *" testapp "* ]]; then
+  if [[ -z "$testapp_bin" ]]; then
+    testapp_bin="${SKIFF_BUILD_DIR:-$SCRIPT_DIR/../../build}/tests/payloads/testapp/skiff-testapp"
+  fi
+  [[ -f "$testapp_bin" && -x "$testapp_bin" ]] ||
+    die "testapp: $testapp_bin is not an executable (build the skiff-testapp target, or pass --testapp-bin PATH)"
+  command -v readelf >/dev/null || die "readelf not found (apt-get install binutils)"
+  readelf -h "$testapp_bin" 2>/dev/null | grep -q 'Machine:.*X86-64' ||
+    die "testapp: $testapp_bin is not an x86-64 ELF executable"
+  readelf -l "$testapp_bin" 2>/dev/null | grep -q 'INTERP' &&
+    die "testapp: $testapp_bin is dynamically linked (the image has no libc: link it -static)"
+  testapp_bin="$(readlink -f "$testapp_bin")"
 fi
 
 CACHE_BASE="${SKIFF_CACHE:-/var/cache/skiff}"
@@ -548,6 +567,25 @@ image_flask() {
     null '["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin","PYTHONUNBUFFERED=1","PYTHONDONTWRITEBYTECODE=1","LANG=C.UTF-8"]' /app
 }
 
+# testapp: busybox base + one layer with /skiff-testapp (the static binary, mode 0755). The
+# layout is rebuilt whenever the binary changes (its sha256 is kept beside the layout).
+image_testapp() {
+  local d="$WORK/testapp"
+  rm -rf "$d"
+  mkdir -p "$d"
+  install -m 0755 -s "$testapp_bin" "$d/skiff-testapp"  # stripped: no debug info in the image
+  begin_image testapp
+  add_shared_layer base
+  add_layer "$d" "/skiff-testapp (tests/payloads/testapp, static)"
+  finish_image testapp '["/skiff-testapp"]' null '["PATH=/bin","PORT=8080"]' /
+  sha256sum <"$testapp_bin" | cut -d' ' -f1 >"$KEY_DIR/testapp.bin.sha256"
+}
+
+testapp_current() {  # true if the cached testapp layout holds this binary
+  [[ -f "$KEY_DIR/testapp.bin.sha256" ]] &&
+    [[ "$(cat "$KEY_DIR/testapp.bin.sha256")" == "$(sha256sum <"$testapp_bin" | cut -d' ' -f1)" ]]
+}
+
 # ---------------------------------------------------------------------------------------
 
 build_all() {
@@ -555,7 +593,7 @@ build_all() {
   trap 'rm -rf "$WORK" ${OUT:+"$OUT"}' EXIT
   local n
   for n in "${selected[@]}"; do
-    if [[ -f "$KEY_DIR/$n/index.json" ]]; then
+    if [[ -f "$KEY_DIR/$n/index.json" ]] && { [[ "$n" != testapp ]] || testapp_current; }; then
       continue
     fi
     log "building $n"

@@ -276,6 +276,18 @@ absl::Status LocalRegistry::PushExampleImages(const std::vector<std::string>& na
                     dir_ + "/push.log");
 }
 
+absl::Status LocalRegistry::PushTestApp() {
+  const char* build = getenv("SKIFF_BUILD_DIR");
+  std::string bin = absl::StrCat(build ? build : ".", "/tests/payloads/testapp/skiff-testapp");
+  if (access(bin.c_str(), X_OK) != 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("PushTestApp: ", bin, " is missing (build the skiff-testapp target)"));
+  }
+  return RunCommand({"bash", SourceDir() + "/scripts/images/build.sh", "--registry", address_,
+                     "--only", "testapp", "--testapp-bin", bin},
+                    dir_ + "/push.log");
+}
+
 std::string LocalRegistry::BlobPath(const std::string& digest) const {
   std::string hex = digest.substr(digest.find(':') + 1);
   return absl::StrCat(dir_, "/data/docker/registry/v2/blobs/sha256/", hex.substr(0, 2), "/", hex,

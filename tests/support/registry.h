@@ -54,6 +54,12 @@ class LocalRegistry {
   // Errors carry the tail of the script's output.
   absl::Status PushExampleImages(const std::vector<std::string>& names);
 
+  // Pushes the opt-in `testapp` image (skiff/testapp:latest: the static skiff-testapp binary
+  // as /skiff-testapp, PORT=8080) built from $SKIFF_BUILD_DIR/tests/payloads/testapp/
+  // skiff-testapp (link the test with skiff-testapp as a dependency so it is built).
+  // FailedPrecondition if the binary is missing.
+  absl::Status PushTestApp();
+
   // Where the registry stores a blob ("sha256:<hex>"), e.g. to corrupt it in a test.
   std::string BlobPath(const std::string& digest) const;
 
