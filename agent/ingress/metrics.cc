@@ -223,6 +223,22 @@ void CounterFamily::Inc(absl::Span<const std::string> label_values, double v) {
   AtomicAdd(s->value, v);
 }
 
+Counter CounterFamily::WithLabels(absl::Span<const std::string> label_values) {
+  CheckArity(label_values);
+  return Counter(&name_, series_.GetOrCreate(label_values, [] {
+    return std::make_unique<metrics_internal::CounterSeries>();
+  }));
+}
+
+void Counter::Inc(double v) {
+  if (!(v >= 0)) {
+    Die(absl::StrCat("metric ", *family_name_, ": counter increment ", v, " (must be >= 0)"));
+  }
+  AtomicAdd(series_->value, v);
+}
+
+double Counter::Value() const { return series_->value.load(std::memory_order_relaxed); }
+
 double CounterFamily::Value(absl::Span<const std::string> label_values) const {
   CheckArity(label_values);
   const auto* s = series_.Find(label_values);
@@ -266,15 +282,37 @@ void HistogramFamily::Observe(absl::Span<const std::string> label_values, double
   const size_t n = upper_bounds_.size() + 1;
   auto* s = series_.GetOrCreate(
       label_values, [n] { return std::make_unique<metrics_internal::HistogramSeries>(n); });
-  // First bound >= v ("le" is inclusive); NaN lands in +Inf.
-  const size_t i =
-      std::isnan(v)
-          ? upper_bounds_.size()
-          : static_cast<size_t>(std::lower_bound(upper_bounds_.begin(), upper_bounds_.end(), v) -
-                                upper_bounds_.begin());
-  s->buckets[i].fetch_add(1, std::memory_order_relaxed);
+  s->buckets[BucketIndex(v)].fetch_add(1, std::memory_order_relaxed);
   AtomicAdd(s->sum, v);
 }
+
+size_t HistogramFamily::BucketIndex(double v) const {
+  // First bound >= v ("le" is inclusive); NaN lands in +Inf.
+  if (std::isnan(v)) return upper_bounds_.size();
+  return static_cast<size_t>(std::lower_bound(upper_bounds_.begin(), upper_bounds_.end(), v) -
+                             upper_bounds_.begin());
+}
+
+Histogram HistogramFamily::WithLabels(absl::Span<const std::string> label_values) {
+  CheckArity(label_values);
+  const size_t n = upper_bounds_.size() + 1;
+  return Histogram(this, series_.GetOrCreate(label_values, [n] {
+    return std::make_unique<metrics_internal::HistogramSeries>(n);
+  }));
+}
+
+void Histogram::Observe(double v) {
+  series_->buckets[family_->BucketIndex(v)].fetch_add(1, std::memory_order_relaxed);
+  AtomicAdd(series_->sum, v);
+}
+
+uint64_t Histogram::Count() const {
+  uint64_t n = 0;
+  for (const auto& b : series_->buckets) n += b.load(std::memory_order_relaxed);
+  return n;
+}
+
+double Histogram::Sum() const { return series_->sum.load(std::memory_order_relaxed); }
 
 uint64_t HistogramFamily::Count(absl::Span<const std::string> label_values) const {
   CheckArity(label_values);

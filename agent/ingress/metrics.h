@@ -84,12 +84,47 @@ struct HistogramSeries {
 
 }  // namespace metrics_internal
 
+// One series of a counter family, bound once (WithLabels) so that Inc takes no lock and does
+// no lookup: one atomic add. Copyable; valid as long as its registry.
+class Counter {
+ public:
+  void Inc(double v = 1);  // v >= 0
+  double Value() const;
+
+ private:
+  friend class CounterFamily;
+  Counter(const std::string* family_name, metrics_internal::CounterSeries* series)
+      : family_name_(family_name), series_(series) {}
+  const std::string* family_name_;
+  metrics_internal::CounterSeries* series_;
+};
+
+class HistogramFamily;
+
+// One series of a histogram family, bound once (WithLabels): Observe is a binary search over
+// the bounds and two atomic adds. Copyable; valid as long as its registry.
+class Histogram {
+ public:
+  void Observe(double v);
+  uint64_t Count() const;
+  double Sum() const;
+
+ private:
+  friend class HistogramFamily;
+  Histogram(const HistogramFamily* family, metrics_internal::HistogramSeries* series)
+      : family_(family), series_(series) {}
+  const HistogramFamily* family_;
+  metrics_internal::HistogramSeries* series_;
+};
+
 class CounterFamily {
  public:
   // `label_values` must have as many entries as the family's label names (crash otherwise:
   // a broken invariant in our own code). `v` must be >= 0.
   void Inc(absl::Span<const std::string> label_values, double v = 1);
   double Value(absl::Span<const std::string> label_values) const;  // 0 if never set
+  // The series for `label_values` (created now, so it shows in Render() from now on, at 0).
+  Counter WithLabels(absl::Span<const std::string> label_values);
 
   const std::string& name() const { return name_; }
   const std::vector<std::string>& label_names() const { return label_names_; }
@@ -111,6 +146,8 @@ class HistogramFamily {
   void Observe(absl::Span<const std::string> label_values, double v);
   uint64_t Count(absl::Span<const std::string> label_values) const;  // 0 if never set
   double Sum(absl::Span<const std::string> label_values) const;      // 0 if never set
+  // The series for `label_values` (created now, so it shows in Render() from now on).
+  Histogram WithLabels(absl::Span<const std::string> label_values);
 
   const std::string& name() const { return name_; }
   const std::vector<std::string>& label_names() const { return label_names_; }
@@ -118,6 +155,8 @@ class HistogramFamily {
 
  private:
   friend class MetricsRegistry;
+  friend class Histogram;
+  size_t BucketIndex(double v) const;
   HistogramFamily(std::string name, std::string help, std::vector<std::string> label_names,
                   std::vector<double> upper_bounds);
   void CheckArity(absl::Span<const std::string> label_values) const;

@@ -197,6 +197,41 @@ TEST(MetricsTest, ConcurrentIncFromEightThreadsSumsExactly) {
   EXPECT_THAT(text, HasSubstr("h_seconds_bucket{service=\"a\",le=\"+Inf\"} 600000\n"));
 }
 
+TEST(MetricsTest, BoundSeriesShareValuesWithTheFamily) {
+  MetricsRegistry r;
+  CounterFamily* c = r.AddCounter("b_total", "B.", {"service"});
+  HistogramFamily* h = r.AddHistogram("b_seconds", "B.", {"service"}, {0.1, 1});
+  Counter bound = c->WithLabels({"web"});
+  Histogram hb = h->WithLabels({"web"});
+  // Binding creates the series: it is rendered at 0 before the first Inc/Observe.
+  EXPECT_EQ(r.Render(),
+            "# HELP b_total B.\n# TYPE b_total counter\nb_total{service=\"web\"} 0\n"
+            "# HELP b_seconds B.\n# TYPE b_seconds histogram\n"
+            "b_seconds_bucket{service=\"web\",le=\"0.1\"} 0\n"
+            "b_seconds_bucket{service=\"web\",le=\"1\"} 0\n"
+            "b_seconds_bucket{service=\"web\",le=\"+Inf\"} 0\n"
+            "b_seconds_sum{service=\"web\"} 0\nb_seconds_count{service=\"web\"} 0\n");
+  bound.Inc();
+  bound.Inc(2);
+  c->Inc({"web"});
+  EXPECT_EQ(bound.Value(), 4);
+  EXPECT_EQ(c->Value({"web"}), 4);
+  hb.Observe(0.1);
+  hb.Observe(3);
+  h->Observe({"web"}, 0.5);
+  EXPECT_EQ(hb.Count(), 3u);
+  EXPECT_EQ(h->Count({"web"}), 3u);
+  EXPECT_DOUBLE_EQ(hb.Sum(), 3.6);
+  const std::string text = r.Render();
+  EXPECT_THAT(text, HasSubstr("b_total{service=\"web\"} 4\n"));
+  EXPECT_THAT(text, HasSubstr("b_seconds_bucket{service=\"web\",le=\"0.1\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("b_seconds_bucket{service=\"web\",le=\"1\"} 2\n"));
+  EXPECT_THAT(text, HasSubstr("b_seconds_bucket{service=\"web\",le=\"+Inf\"} 3\n"));
+  // Binding the same labels again gives the same series.
+  c->WithLabels({"web"}).Inc(10);
+  EXPECT_EQ(bound.Value(), 14);
+}
+
 using MetricsDeathTest = ::testing::Test;
 
 TEST(MetricsDeathTest, ProgrammingErrorsCrashWithAClearMessage) {
@@ -243,6 +278,18 @@ TEST(MetricsDeathTest, ProgrammingErrorsCrashWithAClearMessage) {
         r.AddCounter("ok_total", "", {})->Inc({}, -1);
       },
       "counter increment -1");
+  EXPECT_DEATH(
+      {
+        MetricsRegistry r;
+        r.AddCounter("ok_total", "", {"a"})->WithLabels({"x"}).Inc(std::nan(""));
+      },
+      "ok_total: counter increment nan");
+  EXPECT_DEATH(
+      {
+        MetricsRegistry r;
+        r.AddHistogram("h", "", {"a"}, {1})->WithLabels({});
+      },
+      "h: 0 label values for 1 labels \\(a\\)");
   EXPECT_DEATH(
       {
         MetricsRegistry r;
