@@ -147,11 +147,15 @@ class NetnsApp:
             full_env = {"PATH": "/bin:/usr/bin", "PORT": str(self.port)}
             full_env.update(env or {})
             self.log = tempfile.NamedTemporaryFile(prefix="skiff-bench-testapp-", mode="w+")
-            # cgroup_procs: a cgroup.procs file to enter before exec (for the CPU floor).
-            pre = f"echo $$ > {cgroup_procs} && " if cgroup_procs else ""
-            self.proc = subprocess.Popen(
-                ["ip", "netns", "exec", self.netns, "sh", "-c", pre + f"exec {TESTAPP}"],
-                env=full_env, stdout=self.log, stderr=self.log, start_new_session=True)
+            # `ip netns exec` execs the app in place (same pid). cgroup_procs: a cgroup v1
+            # cgroup.procs to move it into (all its threads move with it) — from here, since
+            # `ip netns exec` mounts a /sys of the netns without the cgroup hierarchies.
+            self.proc = subprocess.Popen(["ip", "netns", "exec", self.netns, TESTAPP],
+                                         env=full_env, stdout=self.log, stderr=self.log,
+                                         start_new_session=True)
+            if cgroup_procs:
+                with open(cgroup_procs, "w") as f:
+                    f.write(str(self.proc.pid))
             B.wait_port(self.ip, self.port, timeout=10)
         except BaseException:
             self.close()
