@@ -79,16 +79,19 @@ class ServicePool {
   // delivered and RequestFinished() after the lease is released. Queued requests that fit
   // are granted at once.
   void Add(BackendInfo info, std::shared_ptr<CpuThrottle> throttle);
-  // No new leases on this backend; leases already held stay valid. False if unknown.
+  // No new leases on this backend; leases already held stay valid; requests queued pinned
+  // to it (and later ones) get 503. False if unknown.
   bool Drain(const std::string& instance_id);
   // Blocks until the backend has no request in flight or `deadline` passes; true when it
   // has none (also when unknown).
   bool WaitIdle(const std::string& instance_id, absl::Time deadline);
-  // The instance is gone: forgets it. Leases still held release harmlessly.
+  // The instance is gone: forgets it; requests queued pinned to it get 404. Leases still
+  // held release harmlessly (a later Add of the same id starts from 0 in flight).
   void Remove(const std::string& instance_id);
 
   // Route one request (see Router::Route), pinned to `pin_instance` when non-empty (404
-  // when that instance is not in the pool; a pinned request queues for that instance only).
+  // when that instance is not in the pool, 503 when it is draining; a pinned request queues
+  // for that instance only and does not hold up unpinned requests behind it).
   // Picks, among non-draining backends with in_flight < concurrency, the one with the
   // fewest in flight (ties: the one added first). No room → queue (FIFO); queue full →
   // 429; queued past options.queue_timeout → 503; both with retry_after.
@@ -129,17 +132,19 @@ class ServicePool {
 class ServiceRouter : public Router {
  public:
   explicit ServiceRouter(std::string node_domain);  // starts the reaper thread
-  ~ServiceRouter() override;                        // stops and joins it
+  ~ServiceRouter() override;  // stops and joins it; requests still queued get 503
 
   // Creates the service's pool, or updates its options if it exists; returns it.
   std::shared_ptr<ServicePool> PutService(const std::string& service, PoolOptions options);
-  // Removes it; its queued requests get 503. False if unknown.
+  // Removes it; its queued requests get 503 "service <name> deleted", and so does any later
+  // Acquire on the pool by whoever still holds it. False if unknown.
   bool DeleteService(const std::string& service);
   std::shared_ptr<ServicePool> Find(std::string_view service) const;
   std::vector<std::shared_ptr<ServicePool>> Pools() const;  // sorted by name
 
   // Router: ServiceNameFromHost(host) → 404 "no service <name> on this node" if unknown
-  // (or 400 for a malformed Host) → pool->Acquire. Tickets are unique across pools.
+  // (also 404 for a well-formed Host this node does not serve: another domain, an IP
+  // literal; 400 for a malformed Host) → pool->Acquire. Tickets are unique across pools.
   uint64_t Route(const RouteRequest& request, absl::AnyInvocable<void(RouteOutcome)> done) override;
   void Cancel(uint64_t ticket) override;
 
