@@ -129,9 +129,13 @@ ParsedHost ParseHost(std::string_view raw, std::string_view node_domain) {
     port = name.substr(colon + 1);
     name = name.substr(0, colon);
   }
-  if (port.size() > 5 ||
-      !std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; }) ||
-      (!port.empty() && std::stoul(std::string(port)) > 65535)) {
+  uint32_t port_value = 0;
+  bool port_ok = port.size() <= 5;
+  for (char c : port) {
+    port_ok = port_ok && c >= '0' && c <= '9';
+    port_value = port_value * 10 + static_cast<uint32_t>(c - '0');
+  }
+  if (!port_ok || port_value > 65535) {
     p.error = absl::StrCat("Host ", shown, ": bad port");
     return p;
   }

@@ -8,6 +8,10 @@
 // Threads: every method may be called from any thread. A pool's state is guarded by its
 // own mutex; callbacks (`done`, `on_demand`) and CpuThrottle writes run with no pool lock
 // held. One reaper thread per ServiceRouter expires queued requests at their deadline.
+// Callbacks may call back into the gate (release a lease, Acquire again); work they cause
+// on the same thread (granting the next waiter, its `done`) runs right after they return,
+// not nested inside them, so a callback must not block waiting for another request's
+// outcome. Keep them short: post to the caller's own executor.
 
 #include <cstdint>
 #include <functional>
