@@ -106,6 +106,7 @@ struct AdminServer::Impl {
   asio::io_context ioc{1};
   tcp::acceptor acceptor{ioc};
   std::set<beast::tcp_stream*> sessions;  // io thread only
+  bool stopping = false;                  // io thread only; set by Stop()
   std::thread thread;
   uint16_t port = 0;
   std::mutex stop_mu;  // makes Stop() idempotent and safe from any thread
@@ -172,6 +173,8 @@ http::response<http::string_body> AdminServer::Impl::Handle(
 }
 
 asio::awaitable<void> AdminServer::Impl::Session(tcp::socket socket) {
+  // A session spawned just before Stop() ran starts after it: it must not outlive it.
+  if (stopping) co_return;
   beast::tcp_stream stream(std::move(socket));
   sessions.insert(&stream);
   beast::flat_buffer buffer;
@@ -252,6 +255,7 @@ void AdminServer::Stop() {
   // Closing the listener and every connection ends every coroutine; run() then returns.
   asio::post(impl.ioc, [&impl] {
     boost::system::error_code ignored;
+    impl.stopping = true;
     impl.acceptor.close(ignored);
     for (beast::tcp_stream* s : impl.sessions) s->socket().close(ignored);
   });

@@ -13,6 +13,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <thread>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -316,6 +317,30 @@ TEST_F(AdminServerTest, StopClosesConnectionsAndReleasesThePort) {
   auto r = c.Read();
   ASSERT_TRUE(r.has_value());
   EXPECT_EQ(r->status, 200);
+}
+
+TEST_F(AdminServerTest, StopIsPromptWhileClientsKeepConnecting) {
+  // Clients that connect and send half a request (they would hold a session for the 30 s
+  // idle timeout) while Stop() runs: Stop must close them all, not wait them out.
+  std::atomic<bool> done{false};
+  std::atomic<int> opened{0};
+  std::thread clients([&] {
+    std::vector<UniqueFd> held;
+    while (!done) {
+      UniqueFd fd = Client::Connect(server_->port());
+      if (fd.valid() && ::send(fd.get(), "GET /metr", 9, MSG_NOSIGNAL) == 9) {
+        ++opened;
+        if (held.size() < 40) held.push_back(std::move(fd));
+      }
+    }
+  });
+  while (opened < 20) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  const auto t0 = std::chrono::steady_clock::now();
+  server_->Stop();
+  const auto took = std::chrono::steady_clock::now() - t0;
+  done = true;
+  clients.join();
+  EXPECT_LT(took, std::chrono::seconds(2));
 }
 
 TEST(AdminServerStartTest, BadListenAddressesNameTheInput) {
