@@ -49,6 +49,27 @@ v1::PullProgress ToProto(const std::string& ref, const images::PullProgress& p) 
   return out;
 }
 
+// The service RPCs without an ingress.
+grpc::Status IngressDisabled() {
+  return grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
+                      "the ingress is disabled (skiffd --ingress-listen is empty)");
+}
+
+constexpr absl::Duration kDefaultStatsInterval = absl::Seconds(1);
+constexpr absl::Duration kMinStatsInterval = absl::Milliseconds(100);
+constexpr absl::Duration kMaxStatsInterval = absl::Seconds(60);
+
+absl::StatusOr<absl::Duration> StatsInterval(const v1::WatchServiceStatsRequest& req) {
+  if (!req.has_interval()) return kDefaultStatsInterval;
+  const auto& d = req.interval();
+  const absl::Duration v = absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
+  if (d.nanos() < 0 || d.nanos() >= 1000000000 || v < kMinStatsInterval || v > kMaxStatsInterval) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("interval: ", absl::FormatDuration(v), " out of range 100ms..60s"));
+  }
+  return v;
+}
+
 }  // namespace
 
 grpc::Status AgentService::CreateInstance(grpc::ServerContext*,
@@ -205,6 +226,62 @@ grpc::Status AgentService::RemoveImage(grpc::ServerContext*, const v1::RemoveIma
 grpc::Status AgentService::GetNode(grpc::ServerContext*, const v1::GetNodeRequest*,
                                    v1::Node* resp) {
   *resp = instances_->GetNode();
+  if (ingress::ServiceActivator* activator = activator_.load(); activator != nullptr) {
+    for (v1::ServiceStats& st : activator->Stats()) *resp->add_services() = std::move(st);
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status AgentService::PutService(grpc::ServerContext*, const v1::PutServiceRequest* req,
+                                      v1::Service* resp) {
+  ingress::ServiceActivator* activator = activator_.load();
+  if (activator == nullptr) return IngressDisabled();
+  if (!req->has_service()) {
+    return ToGrpcStatus(absl::InvalidArgumentError("service: required"));
+  }
+  absl::StatusOr<v1::Service> stored = activator->Put(req->service());
+  if (!stored.ok()) return ToGrpcStatus(stored.status());
+  *resp = std::move(*stored);
+  return grpc::Status::OK;
+}
+
+grpc::Status AgentService::DeleteService(grpc::ServerContext*, const v1::DeleteServiceRequest* req,
+                                         v1::DeleteServiceResponse*) {
+  ingress::ServiceActivator* activator = activator_.load();
+  if (activator == nullptr) return IngressDisabled();
+  if (req->name().empty()) return ToGrpcStatus(absl::InvalidArgumentError("name: required"));
+  return ToGrpcStatus(activator->Delete(req->name()));
+}
+
+grpc::Status AgentService::ListServices(grpc::ServerContext*, const v1::ListServicesRequest*,
+                                        v1::ListServicesResponse* resp) {
+  ingress::ServiceActivator* activator = activator_.load();
+  if (activator == nullptr) return IngressDisabled();
+  for (v1::Service& s : activator->List()) *resp->add_services() = std::move(s);
+  return grpc::Status::OK;
+}
+
+grpc::Status AgentService::WatchServiceStats(grpc::ServerContext* ctx,
+                                             const v1::WatchServiceStatsRequest* req,
+                                             grpc::ServerWriter<v1::ServiceStatsList>* writer) {
+  ingress::ServiceActivator* activator = activator_.load();
+  if (activator == nullptr) return IngressDisabled();
+  absl::StatusOr<absl::Duration> interval = StatsInterval(*req);
+  if (!interval.ok()) return ToGrpcStatus(interval.status());
+  absl::Time next = absl::Now();
+  while (!ctx->IsCancelled()) {
+    const absl::Time now = absl::Now();
+    if (now >= next) {
+      v1::ServiceStatsList list;
+      for (v1::ServiceStats& st : activator->Stats()) *list.add_services() = std::move(st);
+      *list.mutable_time() = TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(now));
+      if (!writer->Write(list)) break;
+      next += *interval;
+      if (next < now) next = now + *interval;  // fell behind: no burst of catch-up writes
+      continue;
+    }
+    absl::SleepFor(std::min(kPollInterval, next - now));
+  }
   return grpc::Status::OK;
 }
 

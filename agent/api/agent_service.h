@@ -7,6 +7,9 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <atomic>
+
+#include "agent/ingress/activator.h"
 #include "agent/instances/event_bus.h"
 #include "agent/instances/instance_controller.h"
 #include "images/image_store.h"
@@ -19,6 +22,11 @@ class AgentService final : public v1::Agent::Service {
   // Borrows everything; all must outlive the service.
   AgentService(InstanceController* instances, images::ImageStore* images, EventBus* events)
       : instances_(instances), images_(images), events_(events) {}
+
+  // The ingress's services (borrowed; must outlive the service). Unset (null): the four
+  // service RPCs answer UNIMPLEMENTED and GetNode reports no services. Set it before the
+  // server starts serving.
+  void SetServiceActivator(ingress::ServiceActivator* activator) { activator_.store(activator); }
 
   grpc::Status CreateInstance(grpc::ServerContext* ctx, const v1::CreateInstanceRequest* req,
                               v1::Instance* resp) override;
@@ -43,10 +51,20 @@ class AgentService final : public v1::Agent::Service {
   grpc::Status GetNode(grpc::ServerContext* ctx, const v1::GetNodeRequest* req,
                        v1::Node* resp) override;
 
+  grpc::Status PutService(grpc::ServerContext* ctx, const v1::PutServiceRequest* req,
+                          v1::Service* resp) override;
+  grpc::Status DeleteService(grpc::ServerContext* ctx, const v1::DeleteServiceRequest* req,
+                             v1::DeleteServiceResponse* resp) override;
+  grpc::Status ListServices(grpc::ServerContext* ctx, const v1::ListServicesRequest* req,
+                            v1::ListServicesResponse* resp) override;
+  grpc::Status WatchServiceStats(grpc::ServerContext* ctx, const v1::WatchServiceStatsRequest* req,
+                                 grpc::ServerWriter<v1::ServiceStatsList>* writer) override;
+
  private:
   InstanceController* const instances_;
   images::ImageStore* const images_;
   EventBus* const events_;
+  std::atomic<ingress::ServiceActivator*> activator_{nullptr};
 };
 
 }  // namespace skiff::agent

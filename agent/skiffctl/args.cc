@@ -68,4 +68,14 @@ std::vector<std::string> Args::AfterDashDash() const {
   return std::vector<std::string>(args_.begin() + static_cast<long>(end) + 1, args_.end());
 }
 
+std::optional<std::string> Args::First() const {
+  if (args_.empty()) return std::nullopt;
+  return args_.front();
+}
+
+Args Args::Rest() const {
+  if (args_.empty()) return Args({});
+  return Args(std::vector<std::string>(args_.begin() + 1, args_.end()));
+}
+
 }  // namespace skiff::skiffctl

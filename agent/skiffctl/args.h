@@ -29,6 +29,11 @@ class Args {
   absl::StatusOr<std::vector<std::string>> Positionals();
   std::vector<std::string> AfterDashDash() const;
 
+  // For command families ("service put ..."): the first argument, if any, and an Args
+  // over everything after it.
+  std::optional<std::string> First() const;
+  Args Rest() const;
+
  private:
   size_t End() const;  // index of "--" or size
   std::vector<std::string> args_;

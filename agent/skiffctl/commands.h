@@ -6,6 +6,7 @@
 #include <iostream>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "agent/skiffctl/args.h"
 #include "skiff/v1/agent.grpc.pb.h"
@@ -30,10 +31,19 @@ int Pull(Context& ctx, Args args);
 int Images(Context& ctx, Args args);
 int Rmi(Context& ctx, Args args);
 int Node(Context& ctx, Args args);
+// service put|ls|rm|stats (service_commands.cc).
+int Service(Context& ctx, Args args);
 
 // Shared by the subcommands.
 int RpcError(Context& ctx, const grpc::Status& status);
 int UsageError(Context& ctx, const std::string& message);
+// `service put NAME IMAGE [run's options but --job/--task-*] [--min N] [--max N]
+// [--idle-timeout D] [--max-queue N] [--queue-timeout D] [-- ARGS]` → the request.
+// InvalidArgument naming the flag.
+absl::StatusOr<v1::PutServiceRequest> ParseServicePut(Args args);
+// A table (or JSON objects) of services; a table of one stats snapshot.
+void PrintServices(Context& ctx, const std::vector<v1::Service>& services);
+void PrintServiceStats(Context& ctx, const v1::ServiceStatsList& list);
 // protobuf JSON of `message` on one line (for streams) or indented.
 std::string ToJson(const google::protobuf::Message& message, bool one_line);
 

@@ -10,6 +10,7 @@
 #include "absl/time/time.h"
 #include "agent/skiffctl/commands.h"
 #include "agent/skiffctl/quantity.h"
+#include "agent/skiffctl/spec_options.h"
 #include "agent/skiffctl/table.h"
 
 namespace skiff::skiffctl {
@@ -39,28 +40,6 @@ std::string Age(const google::protobuf::Timestamp& ts) {
   return absl::StrCat(absl::ToInt64Hours(d) / 24, "d");
 }
 
-google::protobuf::Duration ToProto(absl::Duration d) {
-  return TimeUtil::NanosecondsToDuration(absl::ToInt64Nanoseconds(d));
-}
-
-absl::StatusOr<uint32_t> ParseUint(const std::string& flag, const std::string& text) {
-  uint32_t v = 0;
-  if (!absl::SimpleAtoi(text, &v)) {
-    return absl::InvalidArgumentError(absl::StrCat(flag, ": \"", text, "\" is not a number"));
-  }
-  return v;
-}
-
-// Collects the usage errors of option parsing.
-struct Parse {
-  std::string error;
-  template <typename T>
-  bool Ok(const absl::StatusOr<T>& v) {
-    if (!v.ok() && error.empty()) error = std::string(v.status().message());
-    return v.ok();
-  }
-};
-
 void PrintInstance(Context& ctx, const v1::Instance& inst) {
   if (ctx.json) {
     *ctx.out << ToJson(inst, false) << "\n";
@@ -75,109 +54,21 @@ void PrintInstance(Context& ctx, const v1::Instance& inst) {
 }  // namespace
 
 int Run(Context& ctx, Args args) {
-  Parse p;
   v1::CreateInstanceRequest req;
   v1::InstanceSpec* spec = req.mutable_spec();
   const bool wait_ready = args.Switch("--wait-ready");
-  const bool job = args.Switch("--job");
-  const bool boost = args.Switch("--cpu-boost");
   auto id = args.Value("--id");
-  auto port = args.Value("--port", "-p");
-  auto memory = args.Value("--memory", "-m");
-  auto cpu = args.Value("--cpu");
-  auto envs = args.Values("--env", "-e");
-  auto labels = args.Values("--label", "-l");
-  auto task_index = args.Value("--task-index");
-  auto task_count = args.Value("--task-count");
-  auto task_attempt = args.Value("--task-attempt");
-  auto grace = args.Value("--grace");
-  auto gen = args.Value("--gen");
-  auto entrypoint = args.Value("--entrypoint");
-  auto workdir = args.Value("--workdir", "-w");
-  auto user = args.Value("--user", "-u");
-  auto concurrency = args.Value("--concurrency");
-  auto startup_timeout = args.Value("--startup-timeout");
-  auto cpu_allocation = args.Value("--cpu-allocation");
+  if (!id.ok()) return UsageError(ctx, absl::StrCat("run: ", id.status().message()));
+  if (absl::Status st = ParseSpecOptions(args, spec); !st.ok()) {
+    return UsageError(ctx, absl::StrCat("run: ", st.message()));
+  }
   auto positionals = args.Positionals();
-  if (!(p.Ok(id) && p.Ok(port) && p.Ok(memory) && p.Ok(cpu) && p.Ok(envs) && p.Ok(labels) &&
-        p.Ok(task_index) && p.Ok(task_count) && p.Ok(task_attempt) && p.Ok(grace) && p.Ok(gen) &&
-        p.Ok(entrypoint) && p.Ok(workdir) && p.Ok(user) && p.Ok(concurrency) &&
-        p.Ok(startup_timeout) && p.Ok(cpu_allocation) && p.Ok(positionals))) {
-    return UsageError(ctx, "run: " + p.error);
+  if (!positionals.ok()) {
+    return UsageError(ctx, absl::StrCat("run: ", positionals.status().message()));
   }
   if (positionals->size() != 1) return UsageError(ctx, "run: want exactly one IMAGE");
   spec->set_image((*positionals)[0]);
-  for (const std::string& a : args.AfterDashDash()) spec->add_args(a);
   if (*id) req.set_instance_id(**id);
-  spec->set_memory_bytes(512ull << 20);
-  if (*memory) {
-    auto v = ParseMemory("memory", **memory);
-    if (!p.Ok(v)) return UsageError(ctx, "run: " + p.error);
-    spec->set_memory_bytes(*v);
-  }
-  if (*cpu) {
-    auto v = ParseCpu("cpu", **cpu);
-    if (!p.Ok(v)) return UsageError(ctx, "run: " + p.error);
-    spec->set_vcpus_milli(*v);
-  }
-  if (*port) {
-    auto v = ParseUint("--port", **port);
-    if (!p.Ok(v)) return UsageError(ctx, "run: " + p.error);
-    spec->set_port(*v);
-  }
-  for (const std::string& kv : *envs) {
-    const size_t eq = kv.find('=');
-    if (eq == std::string::npos) return UsageError(ctx, "run: --env wants K=V, got " + kv);
-    (*spec->mutable_env())[kv.substr(0, eq)] = kv.substr(eq + 1);
-  }
-  for (const std::string& kv : *labels) {
-    const size_t eq = kv.find('=');
-    if (eq == std::string::npos) return UsageError(ctx, "run: --label wants k=v, got " + kv);
-    (*spec->mutable_labels())[kv.substr(0, eq)] = kv.substr(eq + 1);
-  }
-  if (job) spec->set_kind(v1::JOB);
-  for (auto [opt, name, setter] :
-       {std::tuple{&task_index, "--task-index", &v1::InstanceSpec::set_task_index},
-        std::tuple{&task_count, "--task-count", &v1::InstanceSpec::set_task_count},
-        std::tuple{&task_attempt, "--task-attempt", &v1::InstanceSpec::set_task_attempt},
-        std::tuple{&concurrency, "--concurrency", &v1::InstanceSpec::set_concurrency}}) {
-    if (!**opt) continue;
-    auto v = ParseUint(name, ***opt);
-    if (!p.Ok(v)) return UsageError(ctx, "run: " + p.error);
-    (spec->*setter)(*v);
-  }
-  if (*grace) {
-    auto v = ParseDurationFlag("grace", **grace);
-    if (!p.Ok(v)) return UsageError(ctx, "run: " + p.error);
-    *spec->mutable_termination_grace() = ToProto(*v);
-  }
-  if (*startup_timeout) {
-    auto v = ParseDurationFlag("startup-timeout", **startup_timeout);
-    if (!p.Ok(v)) return UsageError(ctx, "run: " + p.error);
-    *spec->mutable_startup_timeout() = ToProto(*v);
-  }
-  if (*gen) {
-    if (**gen == "1") {
-      spec->set_generation(v1::GEN1);
-    } else if (**gen == "2") {
-      spec->set_generation(v1::GEN2);
-    } else {
-      return UsageError(ctx, "run: --gen wants 1 or 2, got " + **gen);
-    }
-  }
-  if (*cpu_allocation) {
-    if (**cpu_allocation == "request") {
-      spec->set_cpu_allocation(v1::REQUEST);
-    } else if (**cpu_allocation == "instance") {
-      spec->set_cpu_allocation(v1::INSTANCE);
-    } else {
-      return UsageError(ctx, "run: --cpu-allocation wants request or instance");
-    }
-  }
-  spec->set_startup_cpu_boost(boost);
-  if (*entrypoint) spec->add_command(**entrypoint);
-  if (*workdir) spec->set_working_dir(**workdir);
-  if (*user) spec->set_user(**user);
 
   // With --wait-ready, subscribe before creating so no event can be missed.
   grpc::ClientContext watch_ctx;
@@ -277,7 +168,7 @@ int Stop(Context& ctx, Args args) {
   if (*grace) {
     auto d = ParseDurationFlag("grace", **grace);
     if (!d.ok()) return UsageError(ctx, std::string(d.status().message()));
-    *req.mutable_grace() = ToProto(*d);
+    *req.mutable_grace() = DurationToProto(*d);
   }
   v1::Instance inst;
   grpc::ClientContext cctx;

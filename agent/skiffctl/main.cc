@@ -19,7 +19,7 @@ commands:
             [--label k=v]... [--job] [--task-index N] [--task-count N] [--task-attempt N]
             [--grace 10s] [--startup-timeout 240s] [--gen 1|2] [--user U] [--workdir DIR]
             [--entrypoint PROG] [--concurrency N] [--cpu-allocation request|instance]
-            [--cpu-boost] [--wait-ready] [-- ARGS...]
+            [--cpu-boost] [--request-timeout 300s] [--wait-ready] [-- ARGS...]
   ps [-l SELECTOR]          list instances (selector: k=v,k!=v,k,!k)
   inspect ID                the instance as JSON
   stop ID [--grace 2s]      SIGTERM, grace, SIGKILL; waits for the exit
@@ -30,6 +30,13 @@ commands:
   images                    list pulled images
   rmi IMAGE                 remove an image
   node                      node capacity and allocation
+  service put NAME IMAGE [run's options but --id/--job/--task-*/--wait-ready]
+            [--min N] [--max N] [--idle-timeout 60s] [--max-queue N] [--queue-timeout 30s]
+            [-- ARGS...]        create or replace a service (scaled on demand)
+  service ls                list services
+  service rm NAME...        stop a service's instances and delete it
+  service stats [-w] [--interval 1s]
+                            per-service load (-w: keep printing)
 
 --socket defaults to $SKIFF_SOCKET or /run/skiff/skiffd.sock.
 )";
@@ -70,7 +77,7 @@ int main(int argc, char** argv) {
   static const std::map<std::string, int (*)(Context&, Args)> kCommands = {
       {"run", Run},       {"ps", Ps},     {"inspect", Inspect}, {"stop", Stop},
       {"rm", Rm},         {"logs", Logs}, {"events", Events},   {"pull", Pull},
-      {"images", Images}, {"rmi", Rmi},   {"node", Node}};
+      {"images", Images}, {"rmi", Rmi},   {"node", Node},       {"service", Service}};
   auto it = kCommands.find(command);
   if (it == kCommands.end()) {
     std::cerr << "skiffctl: unknown command \"" << command << "\"\n" << kUsage;
