@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/hash/hash.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -60,6 +61,34 @@ void CheckNames(const std::string& name, const std::vector<std::string>& label_n
   }
 }
 
+// Length of the valid UTF-8 sequence starting at s[i] (a byte >= 0x80), or 0 when it is
+// invalid (stray continuation byte, overlong form, surrogate, beyond U+10FFFF, truncated).
+size_t Utf8SequenceLength(const std::string& s, size_t i) {
+  const auto b = [&](size_t k) { return static_cast<unsigned char>(s[i + k]); };
+  const unsigned char c = b(0);
+  size_t n;
+  unsigned char lo = 0x80, hi = 0xBF;  // allowed range of the second byte
+  if (c >= 0xC2 && c <= 0xDF) {
+    n = 2;
+  } else if (c >= 0xE0 && c <= 0xEF) {
+    n = 3;
+    if (c == 0xE0) lo = 0xA0;  // overlong
+    if (c == 0xED) hi = 0x9F;  // surrogates
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    n = 4;
+    if (c == 0xF0) lo = 0x90;  // overlong
+    if (c == 0xF4) hi = 0x8F;  // beyond U+10FFFF
+  } else {
+    return 0;
+  }
+  if (i + n > s.size()) return 0;
+  if (b(1) < lo || b(1) > hi) return 0;
+  for (size_t k = 2; k < n; ++k) {
+    if (b(k) < 0x80 || b(k) > 0xBF) return 0;
+  }
+  return n;
+}
+
 // "# HELP" text escapes backslash and newline only.
 std::string EscapeHelp(const std::string& h) {
   std::string out;
@@ -105,7 +134,10 @@ void AppendSample(std::string& out, const std::string& name,
 // Writes collectors' families into the exposition, checking their shape.
 class TextGaugeWriter : public GaugeWriter {
  public:
-  explicit TextGaugeWriter(std::string& out) : out_(out) {}
+  // `names`: every metric name already in the exposition (a registered counter's name, a
+  // histogram's name and its _bucket/_sum/_count).
+  TextGaugeWriter(std::string& out, absl::flat_hash_set<std::string> names)
+      : out_(out), names_(std::move(names)) {}
 
   void Family(const std::string& name, const std::string& help, const std::string& type) override {
     if (!IsMetricName(name)) {
@@ -113,6 +145,11 @@ class TextGaugeWriter : public GaugeWriter {
     }
     if (type != "gauge" && type != "counter" && type != "untyped") {
       Die(absl::StrCat("collector: metric ", name, ": unsupported type \"", type, "\""));
+    }
+    if (!names_.insert(name).second) {
+      Die(absl::StrCat("collector: metric ", name,
+                       " is already in the exposition (a registered family or an earlier "
+                       "collector family): Prometheus would reject the scrape"));
     }
     AppendHeader(out_, name, help, type);
     name_ = name;
@@ -129,6 +166,12 @@ class TextGaugeWriter : public GaugeWriter {
           Die(absl::StrCat("collector: metric ", name_, ": invalid label name \"", labels[i].first,
                            "\""));
         }
+        for (size_t j = 0; j < i; ++j) {
+          if (labels[j].first == labels[i].first) {
+            Die(absl::StrCat("collector: metric ", name_, ": duplicate label \"", labels[i].first,
+                             "\""));
+          }
+        }
         if (i > 0) out_ += ',';
         absl::StrAppend(&out_, labels[i].first, "=\"",
                         MetricsRegistry::EscapeLabelValue(labels[i].second), "\"");
@@ -140,6 +183,7 @@ class TextGaugeWriter : public GaugeWriter {
 
  private:
   std::string& out_;
+  absl::flat_hash_set<std::string> names_;
   std::string name_;
 };
 
@@ -431,16 +475,20 @@ std::string MetricsRegistry::Render() const {
     collectors = collectors_;
   }
   std::string out;
+  absl::flat_hash_set<std::string> names;
   size_t ci = 0;
   size_t hi = 0;
   for (bool c : is_counter) {
     if (c) {
+      names.insert(counters[ci]->name());
       counters[ci++]->Render(out);
     } else {
+      const std::string& n = histograms[hi]->name();
+      names.insert({n, n + "_bucket", n + "_sum", n + "_count"});
       histograms[hi++]->Render(out);
     }
   }
-  TextGaugeWriter writer(out);
+  TextGaugeWriter writer(out, std::move(names));
   for (const auto& collect : collectors) collect(writer);
   return out;
 }
@@ -453,20 +501,30 @@ std::vector<double> MetricsRegistry::LatencyBuckets() {
 std::string MetricsRegistry::EscapeLabelValue(const std::string& v) {
   std::string out;
   out.reserve(v.size());
-  for (char c : v) {
-    switch (c) {
-      case '\\':
-        out += "\\\\";
-        break;
-      case '"':
-        out += "\\\"";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      default:
-        out += c;
+  for (size_t i = 0; i < v.size();) {
+    const char c = v[i];
+    if (c == '\\') {
+      out += "\\\\";
+    } else if (c == '"') {
+      out += "\\\"";
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (static_cast<unsigned char>(c) < 0x80) {
+      out += c;
+    } else {
+      // Prometheus rejects a whole scrape over one invalid UTF-8 label value: replace each
+      // byte of an invalid sequence with U+FFFD.
+      const size_t n = Utf8SequenceLength(v, i);
+      if (n == 0) {
+        out += "\xEF\xBF\xBD";
+        ++i;
+        continue;
+      }
+      out.append(v, i, n);
+      i += n;
+      continue;
     }
+    ++i;
   }
   return out;
 }

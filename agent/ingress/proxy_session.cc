@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
+#include <limits>
 #include <utility>
 #include <vector>
 
@@ -17,6 +18,9 @@ namespace {
 
 constexpr size_t kBodyBufferBytes = 64 * 1024;
 constexpr size_t kTunnelBufferBytes = 16 * 1024;
+// Not boost::none: Beast 1.74 compares `length > body_limit_` with the optional, and any
+// length is greater than an empty optional (every body would be "too large").
+constexpr uint64_t kUnlimited = std::numeric_limits<uint64_t>::max();
 
 template <bool kIsRequest>
 using Parser = http::parser<kIsRequest, http::buffer_body>;
@@ -75,7 +79,7 @@ bool IsParseError(const error_code& ec) {
 }  // namespace
 
 struct ClientSession::Exchange {
-  Exchange() { req.body_limit(boost::none); }
+  Exchange() { req.body_limit(kUnlimited); }
   Parser<true> req;
   std::optional<Parser<false>> res;
   Clock::time_point start;
@@ -85,6 +89,7 @@ struct ClientSession::Exchange {
   bool upgrade = false;
   bool response_started = false;
   int status = 0;  // the status line sent to the client (0: none)
+  std::optional<http::response<http::string_body>> error;  // an answer of the proxy's own
   std::string service;
   Lease lease;
 };
@@ -186,7 +191,7 @@ void ClientSession::OnDeadline() {
   }
 }
 
-asio::awaitable<RouteOutcome> ClientSession::RouteAsync(RouteRequest request) {
+asio::awaitable<RouteOutcome> ClientSession::RouteAsync(const RouteRequest& request) {
   auto executor = co_await asio::this_coro::executor;
   const uint64_t generation = ++route_generation_;
   route_pending_ = true;
@@ -228,25 +233,27 @@ void ClientSession::OnClientReadable(const error_code& ec, uint64_t generation) 
   if (route_ticket_ != 0) ctx_.router->Cancel(route_ticket_);
 }
 
-asio::awaitable<bool> ClientSession::ReplyError(Exchange& x, int status, const std::string& message,
-                                                std::optional<absl::Duration> retry_after,
-                                                bool keep_alive) {
-  http::response<http::string_body> res{static_cast<http::status>(status),
-                                        x.client_version == 10 ? 10u : 11u};
+void ClientSession::PrepareError(Exchange& x, int status, std::string_view message,
+                                 std::optional<absl::Duration> retry_after, bool keep_alive) {
+  http::response<http::string_body>& res =
+      x.error.emplace(static_cast<http::status>(status), x.client_version == 10 ? 10u : 11u);
   res.set(http::field::content_type, "text/plain; charset=utf-8");
   if (retry_after) {
     const double secs = std::ceil(absl::ToDoubleSeconds(*retry_after));
     res.set(http::field::retry_after, std::to_string(static_cast<int64_t>(std::max(0.0, secs))));
   }
-  res.body() = message;
+  res.body().assign(message.data(), message.size());
   if (res.body().empty() || res.body().back() != '\n') res.body() += '\n';
   res.keep_alive(keep_alive);
   res.prepare_payload();
   x.status = status;
+}
+
+asio::awaitable<bool> ClientSession::WriteError(Exchange& x) {
   x.response_started = true;
   error_code ec;
-  co_await http::async_write(client_, res, Await(ec));
-  co_return keep_alive && !ec;
+  co_await http::async_write(client_, *x.error, Await(ec));
+  co_return x.error->keep_alive() && !ec;
 }
 
 asio::awaitable<bool> ClientSession::ServeOne() {
@@ -262,10 +269,12 @@ asio::awaitable<bool> ClientSession::ServeOne() {
   if (ec) {
     if (closed_) co_return false;
     if (ec == http::error::header_limit || ec == http::error::buffer_overflow) {
-      co_await ReplyError(x, 431, "request header fields too large", std::nullopt, false);
+      PrepareError(x, 431, "request header fields too large", std::nullopt, false);
+      co_await WriteError(x);
       ctx_.metrics->Request("", 431, 0);
     } else if (IsParseError(ec)) {
-      co_await ReplyError(x, 400, absl::StrCat("bad request: ", ec.message()), std::nullopt, false);
+      PrepareError(x, 400, absl::StrCat("bad request: ", ec.message()), std::nullopt, false);
+      co_await WriteError(x);
       ctx_.metrics->Request("", 400, 0);
     }
     co_return false;
@@ -277,7 +286,8 @@ asio::awaitable<bool> ClientSession::ServeOne() {
   x.upgrade = WantsUpgrade(req);
   auto host = req.find(http::field::host);
   if (host == req.end() && req.version() >= 11) {
-    co_await ReplyError(x, 400, "bad request: missing Host", std::nullopt, false);
+    PrepareError(x, 400, "bad request: missing Host", std::nullopt, false);
+    co_await WriteError(x);
     ctx_.metrics->Request("", 400, 0);
     co_return false;
   }
@@ -286,13 +296,14 @@ asio::awaitable<bool> ClientSession::ServeOne() {
   if (host != req.end()) route.host.assign(host->value().data(), host->value().size());
   auto pin = req.find(beast::string_view(opts.pin_header));
   if (pin != req.end()) route.pin_instance.assign(pin->value().data(), pin->value().size());
-  RouteOutcome outcome = co_await RouteAsync(std::move(route));
+  RouteOutcome outcome = co_await RouteAsync(route);
   x.service = std::move(outcome.service);
   if (closed_ || client_gone_) co_return false;
   if (!outcome.lease) {
     const int status = outcome.http_status != 0 ? outcome.http_status : 503;
-    bool keep = co_await ReplyError(x, status, outcome.message, outcome.retry_after,
-                                    x.client_keep_alive && x.req.is_done());
+    PrepareError(x, status, outcome.message, outcome.retry_after,
+                 x.client_keep_alive && x.req.is_done());
+    bool keep = co_await WriteError(x);
     ctx_.metrics->Request(x.service, status,
                           std::chrono::duration<double>(Clock::now() - x.start).count());
     co_return keep;
@@ -325,8 +336,8 @@ asio::awaitable<bool> ClientSession::Forward(Exchange& x) {
   error_code ec;
   tcp::endpoint endpoint(asio::ip::make_address(backend.ip, ec), backend.port);
   if (ec) {
-    co_return co_await ReplyError(x, 502, absl::StrCat("bad backend address ", backend.ip),
-                                  std::nullopt, false);
+    PrepareError(x, 502, absl::StrCat("bad backend address ", backend.ip), std::nullopt, false);
+    co_return co_await WriteError(x);
   }
 
   bool body_sent = false;  // a write of the request reached the upstream socket
@@ -351,12 +362,14 @@ asio::awaitable<bool> ClientSession::Forward(Exchange& x) {
         ctx_.metrics->UpstreamError(x.service, request_timeout ? "timeout" : "connect");
         upstream_.reset();
         if (request_timeout) {
-          co_return co_await ReplyError(x, 504, "upstream request timed out", std::nullopt, false);
+          PrepareError(x, 504, "upstream request timed out", std::nullopt, false);
+          co_return co_await WriteError(x);
         }
-        co_return co_await ReplyError(x, 502,
-                                      absl::StrCat("upstream connect to ", key, " failed: ",
-                                                   connect_timed_out_ ? "timed out" : ec.message()),
-                                      std::nullopt, x.client_keep_alive && x.req.is_done());
+        PrepareError(x, 502,
+                     absl::StrCat("upstream connect to ", key,
+                                  " failed: ", connect_timed_out_ ? "timed out" : ec.message()),
+                     std::nullopt, x.client_keep_alive && x.req.is_done());
+        co_return co_await WriteError(x);
       }
       upstream_->set_option(tcp::no_delay(true), ec);
       SetDeadline(request_deadline, DeadlineKind::kRequest);
@@ -376,7 +389,7 @@ asio::awaitable<bool> ClientSession::Forward(Exchange& x) {
     if (!sent.ec) {
       x.res.emplace();
       x.res->header_limit(static_cast<uint32_t>(opts.max_header_bytes));
-      x.res->body_limit(boost::none);
+      x.res->body_limit(kUnlimited);
       if (x.head) x.res->skip(true);
       co_await http::async_read_header(*upstream_, upstream_buf_, *x.res, Await(ec));
       sent.ec = ec;
@@ -393,7 +406,7 @@ asio::awaitable<bool> ClientSession::Forward(Exchange& x) {
           if (!ec && !sent.ec) {
             x.res.emplace();
             x.res->header_limit(static_cast<uint32_t>(opts.max_header_bytes));
-            x.res->body_limit(boost::none);
+            x.res->body_limit(kUnlimited);
             if (x.head) x.res->skip(true);
             co_await http::async_read_header(*upstream_, upstream_buf_, *x.res, Await(ec));
             sent.ec = ec;
@@ -412,7 +425,8 @@ asio::awaitable<bool> ClientSession::Forward(Exchange& x) {
         CloseUpstream();
         upstream_.reset();
         if (x.response_started) co_return false;
-        co_return co_await ReplyError(x, 504, "upstream request timed out", std::nullopt, false);
+        PrepareError(x, 504, "upstream request timed out", std::nullopt, false);
+        co_return co_await WriteError(x);
       }
       if (sent.source_failed) {  // the client went away or sent a bad body
         co_return false;
@@ -426,9 +440,10 @@ asio::awaitable<bool> ClientSession::Forward(Exchange& x) {
       CloseUpstream();
       upstream_.reset();
       if (x.response_started) co_return false;
-      co_return co_await ReplyError(
-          x, 502, absl::StrCat("upstream ", key, " failed before a response: ", sent.ec.message()),
-          std::nullopt, false);
+      PrepareError(x, 502,
+                   absl::StrCat("upstream ", key, " failed before a response: ", sent.ec.message()),
+                   std::nullopt, false);
+      co_return co_await WriteError(x);
     }
     break;
   }
@@ -445,7 +460,7 @@ asio::awaitable<bool> ClientSession::Forward(Exchange& x) {
     if (!ec) {
       x.res.emplace();
       x.res->header_limit(static_cast<uint32_t>(opts.max_header_bytes));
-      x.res->body_limit(boost::none);
+      x.res->body_limit(kUnlimited);
       if (x.head) x.res->skip(true);
       co_await http::async_read_header(*upstream_, upstream_buf_, *x.res, Await(ec));
     }
@@ -464,8 +479,8 @@ asio::awaitable<bool> ClientSession::Forward(Exchange& x) {
     ctx_.metrics->UpstreamError(x.service, "reset");
     CloseUpstream();
     upstream_.reset();
-    co_return co_await ReplyError(x, 502, "upstream switched protocols unasked", std::nullopt,
-                                  false);
+    PrepareError(x, 502, "upstream switched protocols unasked", std::nullopt, false);
+    co_return co_await WriteError(x);
   }
   const bool upstream_reusable = !switching && res.keep_alive() && !x.res->need_eof() &&
                                  x.req.is_done() && !client_body_unread;
@@ -496,9 +511,11 @@ asio::awaitable<bool> ClientSession::Forward(Exchange& x) {
     upstream_.reset();
     if (!x.response_started && !closed_) {
       if (timed_out_) {
-        co_return co_await ReplyError(x, 504, "upstream request timed out", std::nullopt, false);
+        PrepareError(x, 504, "upstream request timed out", std::nullopt, false);
+        co_return co_await WriteError(x);
       }
-      co_return co_await ReplyError(x, 502, "upstream failed mid-response", std::nullopt, false);
+      PrepareError(x, 502, "upstream failed mid-response", std::nullopt, false);
+      co_return co_await WriteError(x);
     }
     co_return false;
   }

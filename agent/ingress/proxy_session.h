@@ -12,6 +12,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "absl/container/flat_hash_set.h"
 #include "agent/ingress/http_proxy.h"
@@ -56,12 +57,16 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   static asio::awaitable<void> Watchdog(std::shared_ptr<ClientSession> self);
   // Serves one request; returns whether the client connection stays open.
   asio::awaitable<bool> ServeOne();
-  asio::awaitable<RouteOutcome> RouteAsync(RouteRequest request);
+  asio::awaitable<RouteOutcome> RouteAsync(const RouteRequest& request);  // `request` outlives it
   void OnClientReadable(const error_code& ec, uint64_t generation);
   asio::awaitable<bool> Forward(Exchange& x);
   asio::awaitable<void> Tunnel();
-  asio::awaitable<bool> ReplyError(Exchange& x, int status, const std::string& message,
-                                   std::optional<absl::Duration> retry_after, bool keep_alive);
+  // An answer of the proxy's own (routing errors, 400/431/502/504) into x.error; then
+  // WriteError sends it. (Two steps: no temporaries inside co_await expressions, which
+  // g++ 12 can destroy twice.)
+  static void PrepareError(Exchange& x, int status, std::string_view message,
+                           std::optional<absl::Duration> retry_after, bool keep_alive);
+  asio::awaitable<bool> WriteError(Exchange& x);
 
   void SetDeadline(Clock::time_point when, DeadlineKind kind);
   void ClearDeadline() {

@@ -1,0 +1,5 @@
+# The HTTP reverse proxy against in-test upstream servers and a fake Router (loopback only).
+skiff_add_test(NAME ingress_http_proxy_test SOURCES http_proxy_test.cc
+               LIBS skiff_ingress_proxy skiff_ingress_metrics LABELS "unit;ingress" TIMEOUT 120)
+skiff_add_test(NAME ingress_proxy_headers_test SOURCES proxy_headers_test.cc
+               LIBS skiff_ingress_proxy LABELS "unit;ingress" TIMEOUT 30)

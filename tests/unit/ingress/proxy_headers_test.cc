@@ -1,0 +1,76 @@
+#include "agent/ingress/proxy_headers.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace skiff::ingress::proxy {
+namespace {
+
+std::string Get(const http::fields& f, const char* name) {
+  auto it = f.find(name);
+  return it == f.end() ? "<none>" : std::string(it->value());
+}
+
+TEST(ProxyHeadersTest, StripsHopByHopAndFieldsNamedByConnection) {
+  http::fields f;
+  f.insert("Connection", "close, X-Foo");
+  f.insert("Connection", "x-baz");
+  f.insert("X-Foo", "1");
+  f.insert("X-Baz", "2");
+  f.insert("X-Keep", "3");
+  f.insert("Keep-Alive", "timeout=5");
+  f.insert("TE", "trailers");
+  f.insert("Trailer", "X-T");
+  f.insert("Transfer-Encoding", "chunked");
+  f.insert("Upgrade", "websocket");
+  f.insert("Proxy-Connection", "keep-alive");
+  f.insert("Proxy-Authenticate", "Basic");
+  f.insert("Proxy-Authorization", "Basic eA==");
+  StripHopByHop(f, /*keep_upgrade=*/false);
+  for (const char* gone :
+       {"Connection", "X-Foo", "X-Baz", "Keep-Alive", "TE", "Trailer", "Transfer-Encoding",
+        "Upgrade", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization"}) {
+    EXPECT_EQ(Get(f, gone), "<none>") << gone;
+  }
+  EXPECT_EQ(Get(f, "X-Keep"), "3");
+}
+
+TEST(ProxyHeadersTest, UpgradeKeptForAProtocolSwitch) {
+  http::fields f;
+  f.insert("Connection", "keep-alive, Upgrade");
+  f.insert("Upgrade", "websocket");
+  f.insert("Sec-WebSocket-Key", "abc");
+  ASSERT_TRUE(WantsUpgrade(f));
+  StripHopByHop(f, /*keep_upgrade=*/true);
+  EXPECT_EQ(Get(f, "Upgrade"), "websocket");
+  EXPECT_EQ(Get(f, "Connection"), "upgrade");
+  EXPECT_EQ(Get(f, "Sec-WebSocket-Key"), "abc");
+
+  http::fields plain;
+  plain.insert("Upgrade", "websocket");  // no "upgrade" token in Connection
+  EXPECT_FALSE(WantsUpgrade(plain));
+}
+
+TEST(ProxyHeadersTest, ForwardedHeadersAppendClientAddress) {
+  http::fields f;
+  f.insert("Host", "svc.skiff.local:8080");
+  f.insert("X-Forwarded-For", "10.0.0.1");
+  f.insert("X-Other", "x");
+  f.insert("X-Forwarded-For", "10.0.0.2");
+  f.insert("X-Forwarded-Proto", "https");
+  SetForwardedHeaders(f, "127.0.0.1");
+  EXPECT_EQ(Get(f, "X-Forwarded-For"), "10.0.0.1, 10.0.0.2, 127.0.0.1");
+  EXPECT_EQ(f.count("X-Forwarded-For"), 1u);
+  EXPECT_EQ(Get(f, "X-Forwarded-Proto"), "http");
+  EXPECT_EQ(Get(f, "X-Forwarded-Host"), "svc.skiff.local:8080");
+
+  http::fields bare;
+  SetForwardedHeaders(bare, "192.0.2.7");
+  EXPECT_EQ(Get(bare, "X-Forwarded-For"), "192.0.2.7");
+  EXPECT_EQ(Get(bare, "X-Forwarded-Host"), "<none>");
+}
+
+}  // namespace
+}  // namespace skiff::ingress::proxy
