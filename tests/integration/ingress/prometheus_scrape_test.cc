@@ -142,7 +142,7 @@ class PrometheusProcess {
       SKIFF_ASSIGN_OR_RETURN(uint16_t port, FreeLoopbackPort());
       auto p = std::unique_ptr<PrometheusProcess>(new PrometheusProcess(dir, port));
       last = p->Spawn(config);
-      if (last.ok()) last = p->WaitReady(absl::Seconds(30));
+      if (last.ok()) last = p->WaitReady(absl::Seconds(15));
       if (last.ok()) return p;
     }
     return last;
@@ -257,8 +257,7 @@ absl::StatusOr<std::vector<Sample>> Query(uint16_t port, const std::string& prom
 
 // Polls until `promql` has exactly one sample whose value is `want`.
 absl::StatusOr<Sample> WaitForValue(uint16_t port, const std::string& promql,
-                                    const std::string& want,
-                                    absl::Duration timeout = absl::Seconds(30)) {
+                                    const std::string& want, absl::Duration timeout) {
   const absl::Time deadline = absl::Now() + timeout;
   std::string last = "no answer";
   while (absl::Now() < deadline) {
@@ -296,6 +295,7 @@ TEST(PrometheusScrapeTest, PrometheusReadsOurSeriesBack) {
   latency->Observe({"hello"}, 7);
   const std::string nasty = "a\\b\"c\nd";
   odd->Inc({nasty}, 5);
+  odd->Inc({std::string("bad\xFF")}, 6);  // invalid UTF-8 would fail the whole scrape
   std::atomic<int> in_flight{3};
   metrics.AddCollector([&in_flight](GaugeWriter& w) {
     w.Family("skiff_ingress_in_flight", "Requests in flight.");
@@ -305,51 +305,61 @@ TEST(PrometheusScrapeTest, PrometheusReadsOurSeriesBack) {
   SKIFF_ASSERT_OK_AND_ASSIGN(auto admin, AdminServer::Start("127.0.0.1:0", &metrics));
   SKIFF_ASSERT_OK_AND_ASSIGN(auto prom, PrometheusProcess::Start(dir.path(), admin->port()));
   absl::Cleanup dump_log = [&] {
-    if (::testing::Test::HasFailure())
-      std::fprintf(stderr, "prometheus log:\n%s\n", prom->Log().c_str());
+    if (!::testing::Test::HasFailure()) return;
+    auto targets = HttpGet(prom->port(), "/api/v1/targets");
+    std::fprintf(stderr, "prometheus targets: %s\nprometheus log:\n%s\n",
+                 targets.ok() ? targets->c_str() : targets.status().ToString().c_str(),
+                 prom->Log().c_str());
   };
   const uint16_t p = prom->port();
   const absl::Time t0 = absl::Now();
+  // All waits share one budget so that a failing run still ends (and cleans up) well inside
+  // ctest's 120 s: the first scrape may take a while, later series come with the same scrape
+  // or the next one (1 s apart). (Prometheus scrapes ~5.8 s after it is ready: its service
+  // discovery manager publishes targets every 5 s.)
+  const absl::Time budget_end = t0 + absl::Seconds(60);
+  auto wait = [&](const std::string& promql, const std::string& want,
+                  absl::Duration timeout = absl::Seconds(10)) {
+    return WaitForValue(p, promql, want, std::min(timeout, budget_end - absl::Now()));
+  };
 
-  SKIFF_EXPECT_OK(WaitForValue(p, absl::StrCat("up{job=\"", kJob, "\"}"), "1"));
+  SKIFF_ASSERT_OK(wait(absl::StrCat("up{job=\"", kJob, "\"}"), "1", absl::Seconds(30)));
   std::fprintf(stderr, "first successful scrape seen after %s\n",
                absl::FormatDuration(absl::Now() - t0).c_str());
-  auto hello200 =
-      WaitForValue(p, "skiff_ingress_requests_total{service=\"hello\",code=\"200\"}", "42");
+  auto hello200 = wait("skiff_ingress_requests_total{service=\"hello\",code=\"200\"}", "42");
   ASSERT_THAT(hello200, ::skiff::testing::IsOk());
   EXPECT_EQ(hello200->metric.value("job", ""), kJob);
   EXPECT_EQ(hello200->metric.value("instance", ""), absl::StrCat("127.0.0.1:", admin->port()));
+  SKIFF_EXPECT_OK(wait("skiff_ingress_requests_total{service=\"hello\",code=\"503\"}", "2"));
+  SKIFF_EXPECT_OK(wait("skiff_ingress_request_duration_seconds_count{service=\"hello\"}", "3"));
   SKIFF_EXPECT_OK(
-      WaitForValue(p, "skiff_ingress_requests_total{service=\"hello\",code=\"503\"}", "2"));
+      wait("skiff_ingress_request_duration_seconds_bucket{service=\"hello\",le=\"0.0005\"}", "1"));
   SKIFF_EXPECT_OK(
-      WaitForValue(p, "skiff_ingress_request_duration_seconds_count{service=\"hello\"}", "3"));
-  SKIFF_EXPECT_OK(WaitForValue(
-      p, "skiff_ingress_request_duration_seconds_bucket{service=\"hello\",le=\"0.0005\"}", "1"));
-  SKIFF_EXPECT_OK(WaitForValue(
-      p, "skiff_ingress_request_duration_seconds_bucket{service=\"hello\",le=\"0.005\"}", "2"));
-  SKIFF_EXPECT_OK(WaitForValue(
-      p, "skiff_ingress_request_duration_seconds_bucket{service=\"hello\",le=\"+Inf\"}", "3"));
+      wait("skiff_ingress_request_duration_seconds_bucket{service=\"hello\",le=\"0.005\"}", "2"));
   SKIFF_EXPECT_OK(
-      WaitForValue(p, "skiff_ingress_request_duration_seconds_sum{service=\"hello\"}", "7.0043"));
-  SKIFF_EXPECT_OK(WaitForValue(p, "skiff_ingress_in_flight{service=\"hello\"}", "3"));
+      wait("skiff_ingress_request_duration_seconds_bucket{service=\"hello\",le=\"+Inf\"}", "3"));
+  SKIFF_EXPECT_OK(wait("skiff_ingress_request_duration_seconds_sum{service=\"hello\"}", "7.0043"));
+  SKIFF_EXPECT_OK(wait("skiff_ingress_in_flight{service=\"hello\"}", "3"));
   // The escaped label value arrives as the original string.
-  auto esc = WaitForValue(p, "skiff_test_escape_total", "5");
+  auto esc = wait("skiff_test_escape_total == 5", "5");
   ASSERT_THAT(esc, ::skiff::testing::IsOk());
   EXPECT_EQ(esc->metric.value("v", ""), nasty);
+  auto bad = wait("skiff_test_escape_total == 6", "6");
+  ASSERT_THAT(bad, ::skiff::testing::IsOk());
+  EXPECT_EQ(bad->metric.value("v", ""), "bad\xEF\xBF\xBD");  // U+FFFD
 
   // Values stay live: later scrapes see new counts and the collector's new gauge value.
   requests->Inc({"hello", "200"}, 8);
   in_flight = 0;
-  SKIFF_EXPECT_OK(
-      WaitForValue(p, "skiff_ingress_requests_total{service=\"hello\",code=\"200\"}", "50"));
-  SKIFF_EXPECT_OK(WaitForValue(p, "skiff_ingress_in_flight{service=\"hello\"}", "0"));
+  SKIFF_EXPECT_OK(wait("skiff_ingress_requests_total{service=\"hello\",code=\"200\"}", "50"));
+  SKIFF_EXPECT_OK(wait("skiff_ingress_in_flight{service=\"hello\"}", "0"));
   // Prometheus computes a rate from our counter (two scrapes at least 1 s apart).
-  SKIFF_EXPECT_OK(WaitForValue(
-      p, "count(rate(skiff_ingress_requests_total{service=\"hello\",code=\"200\"}[1m]) > 0)", "1"));
+  SKIFF_EXPECT_OK(wait(
+      "count(rate(skiff_ingress_requests_total{service=\"hello\",code=\"200\"}[1m]) > 0)", "1"));
 
   // When the admin endpoint stops, Prometheus marks the target down.
   admin->Stop();
-  SKIFF_EXPECT_OK(WaitForValue(p, absl::StrCat("up{job=\"", kJob, "\"}"), "0"));
+  SKIFF_EXPECT_OK(wait(absl::StrCat("up{job=\"", kJob, "\"}"), "0"));
 }
 
 }  // namespace

@@ -54,6 +54,21 @@ TEST(MetricsTest, LabelValuesAndHelpAreEscaped) {
             "esc_total{v=\"a\\\\b\\\"c\\nd\"} 1\n");
 }
 
+TEST(MetricsTest, InvalidUtf8InLabelValuesIsReplaced) {
+  // One bad value must not make Prometheus reject the whole scrape.
+  EXPECT_EQ(MetricsRegistry::EscapeLabelValue("caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80"),
+            "caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80");  // valid 2-, 3-, 4-byte forms kept
+  const std::string fffd = "\xEF\xBF\xBD";
+  EXPECT_EQ(MetricsRegistry::EscapeLabelValue("a\xFFz"), "a" + fffd + "z");
+  EXPECT_EQ(MetricsRegistry::EscapeLabelValue("\x80"), fffd);             // stray continuation
+  EXPECT_EQ(MetricsRegistry::EscapeLabelValue("\xC0\xAF"), fffd + fffd);  // overlong '/'
+  EXPECT_EQ(MetricsRegistry::EscapeLabelValue("\xED\xA0\x80"), fffd + fffd + fffd);  // surrogate
+  EXPECT_EQ(MetricsRegistry::EscapeLabelValue("\xF4\x90\x80\x80"),
+            fffd + fffd + fffd + fffd);                                          // > U+10FFFF
+  EXPECT_EQ(MetricsRegistry::EscapeLabelValue("x\xE2\x82"), "x" + fffd + fffd);  // truncated
+  EXPECT_EQ(MetricsRegistry::EscapeLabelValue("\xE2\x82\"q"), fffd + fffd + "\\\"q");
+}
+
 TEST(MetricsTest, HistogramBucketsAreCumulativeWithInfSumAndCount) {
   MetricsRegistry r;
   HistogramFamily* h =
@@ -304,6 +319,31 @@ TEST(MetricsDeathTest, ProgrammingErrorsCrashWithAClearMessage) {
         r.AddHistogram("x", "", {}, {1});
       },
       "already a counter");
+  EXPECT_DEATH(
+      {
+        MetricsRegistry r;
+        r.AddHistogram("lat", "", {}, {1});
+        r.AddCollector([](GaugeWriter& w) { w.Family("lat_count", ""); });
+        (void)r.Render();
+      },
+      "collector: metric lat_count is already in the exposition");
+  EXPECT_DEATH(
+      {
+        MetricsRegistry r;
+        r.AddCollector([](GaugeWriter& w) {
+          w.Family("g", "");
+          w.Sample({{"a", "1"}, {"a", "2"}}, 1);
+        });
+        (void)r.Render();
+      },
+      "collector: metric g: duplicate label \"a\"");
+  EXPECT_DEATH(
+      {
+        MetricsRegistry r;
+        r.AddCollector([](GaugeWriter& w) { w.Sample({}, 1); });
+        (void)r.Render();
+      },
+      "Sample\\(\\) before Family\\(\\)");
   EXPECT_DEATH(
       {
         MetricsRegistry r;
