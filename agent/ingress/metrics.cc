@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <deque>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/hash/hash.h"
@@ -132,12 +133,15 @@ void AppendSample(std::string& out, const std::string& name,
 }
 
 // Writes collectors' families into the exposition, checking their shape.
+// Collects the collectors' families. A family started again (same name and type, e.g. by
+// one collector per instance) continues the first one, so each family stays one group in the
+// exposition; groups come out in the order of their first Family() call.
 class TextGaugeWriter : public GaugeWriter {
  public:
-  // `names`: every metric name already in the exposition (a registered counter's name, a
-  // histogram's name and its _bucket/_sum/_count).
-  TextGaugeWriter(std::string& out, absl::flat_hash_set<std::string> names)
-      : out_(out), names_(std::move(names)) {}
+  // `registered`: every metric name the registered families already expose (a counter's name,
+  // a histogram's name and its _bucket/_sum/_count).
+  explicit TextGaugeWriter(absl::flat_hash_set<std::string> registered)
+      : registered_(std::move(registered)) {}
 
   void Family(const std::string& name, const std::string& help, const std::string& type) override {
     if (!IsMetricName(name)) {
@@ -146,45 +150,62 @@ class TextGaugeWriter : public GaugeWriter {
     if (type != "gauge" && type != "counter" && type != "untyped") {
       Die(absl::StrCat("collector: metric ", name, ": unsupported type \"", type, "\""));
     }
-    if (!names_.insert(name).second) {
-      Die(absl::StrCat("collector: metric ", name,
-                       " is already in the exposition (a registered family or an earlier "
-                       "collector family): Prometheus would reject the scrape"));
+    if (registered_.contains(name)) {
+      Die(absl::StrCat("collector: metric ", name, " is already a registered family"));
     }
-    AppendHeader(out_, name, help, type);
-    name_ = name;
+    auto [it, inserted] = index_.try_emplace(name, groups_.size());
+    if (inserted) {
+      groups_.push_back(Group{.name = name, .type = type, .text = ""});
+      AppendHeader(groups_.back().text, name, help, type);
+    } else if (groups_[it->second].type != type) {
+      Die(absl::StrCat("collector: metric ", name, " started as ", type, ", earlier as ",
+                       groups_[it->second].type));
+    }
+    current_ = &groups_[it->second];
   }
 
   void Sample(const std::vector<std::pair<std::string, std::string>>& labels,
               double value) override {
-    if (name_.empty()) Die("collector: Sample() before Family()");
-    out_ += name_;
+    if (current_ == nullptr) Die("collector: Sample() before Family()");
+    std::string& out = current_->text;
+    const std::string& name = current_->name;
+    out += name;
     if (!labels.empty()) {
-      out_ += '{';
+      out += '{';
       for (size_t i = 0; i < labels.size(); ++i) {
         if (!IsLabelName(labels[i].first)) {
-          Die(absl::StrCat("collector: metric ", name_, ": invalid label name \"", labels[i].first,
+          Die(absl::StrCat("collector: metric ", name, ": invalid label name \"", labels[i].first,
                            "\""));
         }
         for (size_t j = 0; j < i; ++j) {
           if (labels[j].first == labels[i].first) {
-            Die(absl::StrCat("collector: metric ", name_, ": duplicate label \"", labels[i].first,
+            Die(absl::StrCat("collector: metric ", name, ": duplicate label \"", labels[i].first,
                              "\""));
           }
         }
-        if (i > 0) out_ += ',';
-        absl::StrAppend(&out_, labels[i].first, "=\"",
+        if (i > 0) out += ',';
+        absl::StrAppend(&out, labels[i].first, "=\"",
                         MetricsRegistry::EscapeLabelValue(labels[i].second), "\"");
       }
-      out_ += '}';
+      out += '}';
     }
-    absl::StrAppend(&out_, " ", MetricsRegistry::FormatValue(value), "\n");
+    absl::StrAppend(&out, " ", MetricsRegistry::FormatValue(value), "\n");
+  }
+
+  void AppendTo(std::string& out) const {
+    for (const Group& g : groups_) out += g.text;
   }
 
  private:
-  std::string& out_;
-  absl::flat_hash_set<std::string> names_;
-  std::string name_;
+  struct Group {
+    std::string name;
+    std::string type;
+    std::string text;
+  };
+  absl::flat_hash_set<std::string> registered_;
+  std::deque<Group> groups_;  // a deque: current_ stays valid as groups are added
+  absl::flat_hash_map<std::string, size_t> index_;
+  Group* current_ = nullptr;
 };
 
 // Adds `v` to an atomic double (C++20 fetch_add on floating atomics).
@@ -488,8 +509,9 @@ std::string MetricsRegistry::Render() const {
       histograms[hi++]->Render(out);
     }
   }
-  TextGaugeWriter writer(out, std::move(names));
+  TextGaugeWriter writer(std::move(names));
   for (const auto& collect : collectors) collect(writer);
+  writer.AppendTo(out);
   return out;
 }
 

@@ -7,10 +7,14 @@
 // _bucket{le="..."} series ending with le="+Inf", then _sum and _count).
 //
 // Order of the exposition (pinned by the tests): the counter and histogram families in the
-// order they were added, then the collectors' families in the order the collectors were
-// added. Within a family, series are sorted by their label values. A family without labels
-// always has its one series (0 until first set); a labelled family shows only the label
-// sets that were set at least once.
+// order they were added, then the collectors' families in the order they were first
+// started. Within a registered family, series are sorted by their label values; collectors'
+// samples keep the order they were written in. A family a collector starts again (e.g. one
+// collector per instance writing the same family) continues the first group, so each family
+// is one group of lines. A family without labels always has its one series (0 until first
+// set); a labelled family shows only the label sets that were set (or bound) at least once.
+// Label values that are not valid UTF-8 have each bad byte replaced by U+FFFD (Prometheus
+// would otherwise reject the whole scrape).
 //
 // Threads: families are thread-safe; a family's Inc/Observe on an existing label set takes
 // a shared lock only (the per-series value is atomic). Collectors run on the scraping
@@ -19,7 +23,9 @@
 //
 // Programming errors crash with a message on stderr (they are broken invariants in our own
 // code, never input): a bad metric or label name, a wrong number of label values, a
-// negative or NaN counter increment, a family re-added with other labels or another type.
+// negative or NaN counter increment, a family re-added with other labels or another type; in
+// a collector: a bad name, a family that is also a registered family or changes its type, a
+// repeated label, Sample() before Family().
 
 #include <atomic>
 #include <cstdint>
@@ -174,7 +180,9 @@ class HistogramFamily {
 class GaugeWriter {
  public:
   // Starts a family: "# HELP" and "# TYPE name gauge" (or "counter" for counters whose
-  // value lives elsewhere, e.g. CpuThrottle's transition counts).
+  // value lives elsewhere, e.g. CpuThrottle's transition counts). Starting a family that
+  // this or an earlier collector already started (same type) continues it: its samples are
+  // rendered with the earlier ones, under the first HELP text.
   virtual void Family(const std::string& name, const std::string& help,
                       const std::string& type = "gauge") = 0;
   // One sample of the current family.

@@ -160,6 +160,28 @@ TEST(MetricsTest, FamiliesInRegistrationOrderThenCollectorsInOrderAdded) {
             "# HELP skiff_up Up.\n# TYPE skiff_up gauge\nskiff_up 1\n");
 }
 
+TEST(MetricsTest, AFamilyStartedAgainByAnotherCollectorContinuesTheFirstGroup) {
+  // One collector per instance, each writing the same two families.
+  MetricsRegistry r;
+  for (const std::string id : {"i-2", "i-1"}) {
+    r.AddCollector([id](GaugeWriter& w) {
+      w.Family("skiff_cpu_throttle_transitions_total", "Transitions.", "counter");
+      w.Sample({{"instance", id}, {"direction", "throttle"}}, 1);
+      w.Family("skiff_cpu_quota", "Quota, first help wins.");
+      w.Sample({{"instance", id}}, id == "i-1" ? 1000 : 2000);
+    });
+  }
+  EXPECT_EQ(r.Render(),
+            "# HELP skiff_cpu_throttle_transitions_total Transitions.\n"
+            "# TYPE skiff_cpu_throttle_transitions_total counter\n"
+            "skiff_cpu_throttle_transitions_total{instance=\"i-2\",direction=\"throttle\"} 1\n"
+            "skiff_cpu_throttle_transitions_total{instance=\"i-1\",direction=\"throttle\"} 1\n"
+            "# HELP skiff_cpu_quota Quota, first help wins.\n"
+            "# TYPE skiff_cpu_quota gauge\n"
+            "skiff_cpu_quota{instance=\"i-2\"} 2000\n"
+            "skiff_cpu_quota{instance=\"i-1\"} 1000\n");
+}
+
 TEST(MetricsTest, CollectorsSeeCurrentStateAtEveryRender) {
   MetricsRegistry r;
   std::atomic<int> depth{3};
@@ -326,7 +348,15 @@ TEST(MetricsDeathTest, ProgrammingErrorsCrashWithAClearMessage) {
         r.AddCollector([](GaugeWriter& w) { w.Family("lat_count", ""); });
         (void)r.Render();
       },
-      "collector: metric lat_count is already in the exposition");
+      "collector: metric lat_count is already a registered family");
+  EXPECT_DEATH(
+      {
+        MetricsRegistry r;
+        r.AddCollector([](GaugeWriter& w) { w.Family("g", ""); });
+        r.AddCollector([](GaugeWriter& w) { w.Family("g", "", "counter"); });
+        (void)r.Render();
+      },
+      "collector: metric g started as counter, earlier as gauge");
   EXPECT_DEATH(
       {
         MetricsRegistry r;
