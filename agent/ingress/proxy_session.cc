@@ -40,6 +40,9 @@ asio::awaitable<RelayResult> Relay(tcp::socket& src, beast::flat_buffer& src_buf
                                    Parser<kIsRequest>& p, tcp::socket& dst,
                                    Serializer<kIsRequest>& sr, char* buf, bool* started) {
   error_code ec;
+  // Beast reads at most the buffer's free capacity (512 bytes minimum): give a body room
+  // for full-size reads, or a large body costs a syscall per 512 bytes.
+  if (!p.is_done()) src_buf.reserve(kBodyBufferBytes);
   do {
     http::buffer_body::value_type& body = p.get().body();
     if (!p.is_done()) {
