@@ -277,7 +277,10 @@ class Activator final : public ServiceActivator {
     e.pool = std::move(pool);
   }
 
-  // Starts instances until ready + starting reaches the desired count.
+  // Starts instances until the live ones reach the desired count. Live: Ready in the pool,
+  // started by us and not Ready yet, or listed by the launcher as neither STOPPING nor
+  // being stopped by us (instances skiffd recovered after a restart, not Ready yet or not
+  // yet back in the pool). The launcher is asked only when ready + starting falls short.
   void Reconcile(const std::string& name) {
     std::shared_ptr<ServicePool> pool;
     {
@@ -287,6 +290,15 @@ class Activator final : public ServiceActivator {
       pool = it->second.pool;
     }
     const PoolStats st = pool->Stats();
+    {
+      absl::MutexLock lock(&mu_);
+      auto it = services_.find(name);
+      if (it == services_.end() || it->second.deleting || stop_) return;
+      const Entry& e = it->second;
+      if (Desired(e.service, st) <= st.ready + e.starting.size()) return;  // the common case
+    }
+    const std::vector<v1::Instance> listed = launcher_->ListLive(name);
+    const std::vector<BackendStats> backends = pool->Backends();
     std::vector<std::string> launches;
     v1::InstanceSpec spec;
     std::string fail_with;
@@ -295,18 +307,26 @@ class Activator final : public ServiceActivator {
       auto it = services_.find(name);
       if (it == services_.end() || it->second.deleting || stop_) return;
       Entry& e = it->second;
+      absl::flat_hash_set<std::string> live;
+      for (const v1::Instance& inst : listed) {
+        if (inst.state() != v1::STOPPING && !e.stopping.contains(inst.id())) live.insert(inst.id());
+      }
+      for (const BackendStats& b : backends) {
+        if (!b.draining && !e.stopping.contains(b.instance_id)) live.insert(b.instance_id);
+      }
+      for (const auto& [id, since] : e.starting) live.insert(id);
       const uint32_t want = Desired(e.service, st);
-      const uint32_t have = st.ready + static_cast<uint32_t>(e.starting.size());
+      const uint32_t have = static_cast<uint32_t>(live.size());
       if (want <= have) return;
-      if (st.ready == 0 && e.starting.empty() &&
-          absl::Now() - e.last_start_failure < kStartBackoff) {
+      if (have == 0 && absl::Now() - e.last_start_failure < kStartBackoff) {
         if (st.queued > 0) fail_with = e.last_start_error;
       } else {
         spec = e.service.template_();
         const absl::Time now = absl::Now();
         for (uint32_t i = have; i < want; ++i) {
           std::string id = NewInstanceId(name);
-          while (e.starting.contains(id)) id = NewInstanceId(name);
+          while (live.contains(id)) id = NewInstanceId(name);
+          live.insert(id);
           e.starting[id] = now;
           ++e.creating;
           launches.push_back(std::move(id));

@@ -430,6 +430,27 @@ TEST_F(ActivatorTest, MinInstancesAreRestartedAfterAnExit) {
   EXPECT_EQ(launcher_.creates().size(), 3u);
 }
 
+TEST_F(ActivatorTest, ARestartedActivatorAdoptsLiveInstancesInsteadOfStartingMore) {
+  SKIFF_ASSERT_OK(activator_->Put(Service("web", 4, 2, 5)).status());
+  std::vector<std::string> created = launcher_.WaitCreates(2);
+  ASSERT_EQ(created.size(), 2u);
+  MarkReady("web", created[0]);  // the other is still starting when skiffd restarts
+  activator_.reset();
+
+  // A new router (skiffd restarted): no instance is in any pool yet.
+  ServiceRouter router2("skiff.local");
+  SKIFF_ASSERT_OK_AND_ASSIGN(auto again,
+                             ServiceActivator::Create(dir_, &router2, &launcher_, nullptr));
+  absl::SleepFor(absl::Milliseconds(1500));  // a control tick
+  EXPECT_EQ(launcher_.creates().size(), 2u);
+  EXPECT_TRUE(launcher_.stopped().empty());
+  // A crash of one of them is made up for.
+  launcher_.Exit(created[1]);
+  again->InstanceExited("web", created[1]);
+  EXPECT_EQ(launcher_.WaitCreates(3).size(), 3u);
+  again.reset();
+}
+
 TEST_F(ActivatorTest, DeleteStopsEverythingAndFailsQueuedRequests) {
   SKIFF_ASSERT_OK(activator_->Put(Service("web", 1, 2, 2)).status());
   std::vector<std::string> created = launcher_.WaitCreates(2);
