@@ -161,7 +161,7 @@ bool HandleRequest(Conn& conn, const Request& req, AppState& app) {
     return true;
   };
   uint64_t n = 0;
-  if (p == "/" && (m == "GET" || m == "HEAD")) return Respond(conn, 200, "ok\n", keep_alive);
+  if (p == "/" && m == "GET") return Respond(conn, 200, "ok\n", keep_alive);
   if (p == "/bytes" && m == "GET") {
     if (!param("n", kMaxBytes, &n)) {
       return Respond(conn, 400, "GET /bytes?n=N with N <= 2^40\n", keep_alive);

@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
@@ -323,6 +324,25 @@ TEST_F(TestAppTest, RootKeepAliveAndStartLine) {
       app_.Stdout().find("skiff-testapp: listening on 0.0.0.0:" + std::to_string(app_.port())),
       std::string::npos)
       << app_.Stdout();
+}
+
+TEST_F(TestAppTest, ManyKeepAliveConnectionsAtOnce) {
+  constexpr int kConns = 64, kRequests = 50;
+  std::atomic<int> ok{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kConns; ++t) {
+    threads.emplace_back([&] {
+      Client c(app_.port());
+      for (int i = 0; i < kRequests; ++i) {
+        auto r = c.Get("/");
+        if (r && r->status == 200 && r->body == "ok\n") ok.fetch_add(1);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ok.load(), kConns * kRequests);
+  Client c(app_.port());
+  EXPECT_EQ(c.Get("/")->status, 200);
 }
 
 TEST_F(TestAppTest, BadRequestsAreRefused) {
