@@ -18,7 +18,9 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchlib as B  # noqa: E402
 
-TESTAPP = os.path.join(B.BUILD, "tests/payloads/testapp/skiff-testapp")
+# $SKIFF_TESTAPP_BIN, as for scripts/images/build.sh, else the build tree's.
+TESTAPP = os.environ.get("SKIFF_TESTAPP_BIN") or os.path.join(
+    B.BUILD, "tests/payloads/testapp/skiff-testapp")
 SKIFFD = os.path.join(B.BUILD, "agent/skiffd")
 SKIFFCTL = os.path.join(B.BUILD, "agent/skiffctl/skiffctl")
 
@@ -33,7 +35,8 @@ def free_port():
 
 def need_testapp():
     if not os.access(TESTAPP, os.X_OK):
-        sys.exit(f"bench: {TESTAPP} not built (ninja skiff-testapp; SKIFF_BUILD_DIR={B.BUILD})")
+        sys.exit(f"bench: {TESTAPP} not built (ninja skiff-testapp; SKIFF_BUILD_DIR={B.BUILD}, "
+                 "or SKIFF_TESTAPP_BIN)")
 
 
 def skiff_ingress_missing():
