@@ -3,7 +3,8 @@ add_library(skiff_ingress_proxy STATIC http_proxy.cc proxy_headers.cc proxy_metr
                                        proxy_session.cc proxy_upstream_pool.cc)
 target_include_directories(skiff_ingress_proxy PUBLIC ${PROJECT_SOURCE_DIR})
 target_link_libraries(skiff_ingress_proxy PUBLIC skiff_common absl::status absl::statusor
-                      absl::strings absl::time absl::flat_hash_map absl::flat_hash_set
+                      absl::strings absl::synchronization absl::time absl::any_invocable
+                      absl::flat_hash_map absl::flat_hash_set
                       Boost::headers Threads::Threads)
 if(TARGET skiff_ingress_metrics)
   target_link_libraries(skiff_ingress_proxy PUBLIC skiff_ingress_metrics)

@@ -9,7 +9,9 @@
 #include <utility>
 #include <vector>
 
+#include "absl/functional/any_invocable.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "agent/ingress/proxy_headers.h"
 
@@ -166,10 +168,11 @@ asio::awaitable<void> ClientSession::Watchdog(std::shared_ptr<ClientSession> sel
 }
 
 void ClientSession::SetDeadline(Clock::time_point when, DeadlineKind kind) {
-  const bool earlier = when < deadline_;
   deadline_ = when;
   deadline_kind_ = kind;
-  if (earlier) timer_.cancel();
+  // Only a deadline before the armed expiry needs the watchdog woken to re-arm; a later one
+  // is found when the timer fires (a keep-alive request costs no timer operation).
+  if (when < timer_.expiry()) timer_.cancel();
 }
 
 void ClientSession::OnDeadline() {
@@ -194,33 +197,80 @@ void ClientSession::OnDeadline() {
   }
 }
 
+namespace {
+
+// Where a route outcome goes: kept in `early` when the Router answers before the session
+// waits for it (the common case: no asynchronous step at all), else handed to `deliver`.
+struct RouteWait {
+  absl::Mutex mu;
+  std::optional<RouteOutcome> early ABSL_GUARDED_BY(mu);
+  absl::AnyInvocable<void(RouteOutcome)> deliver ABSL_GUARDED_BY(mu);
+};
+
+}  // namespace
+
 asio::awaitable<RouteOutcome> ClientSession::RouteAsync(const RouteRequest& request) {
-  auto executor = co_await asio::this_coro::executor;
-  const uint64_t generation = ++route_generation_;
+  auto wait = std::make_shared<RouteWait>();
   route_pending_ = true;
-  route_ticket_ = 0;
+  route_ticket_ = ctx_.router->Route(request, [wait](RouteOutcome out) {
+    absl::AnyInvocable<void(RouteOutcome)> deliver;
+    {
+      absl::MutexLock lock(&wait->mu);
+      if (!wait->deliver) {
+        wait->early = std::move(out);
+        return;
+      }
+      deliver = std::move(wait->deliver);
+    }
+    deliver(std::move(out));
+  });
+  std::optional<RouteOutcome> early;
+  {
+    absl::MutexLock lock(&wait->mu);
+    early.swap(wait->early);
+  }
+  if (early) {
+    route_pending_ = false;
+    route_ticket_ = 0;
+    co_return std::move(*early);
+  }
+
+  // The request waits (queued, or a cold start).
+  const uint64_t generation = ++route_generation_;
+  if (closed_ && route_ticket_ != 0) {
+    ctx_.router->Cancel(route_ticket_);
+  } else if (route_ticket_ != 0) {
+    // Watch the client meanwhile: a close cancels the wait.
+    client_.async_wait(tcp::socket::wait_read,
+                       [self = shared_from_this(), generation](const error_code& ec) {
+                         self->OnClientReadable(ec, generation);
+                       });
+  }
+  auto executor = co_await asio::this_coro::executor;
   RouteOutcome outcome =
       co_await asio::async_initiate<decltype(asio::use_awaitable), void(RouteOutcome)>(
           [&](auto handler) {
-            route_ticket_ = ctx_.router->Route(request, [handler = std::move(handler),
-                                                         executor](RouteOutcome out) mutable {
+            absl::AnyInvocable<void(RouteOutcome)> deliver = [handler = std::move(handler),
+                                                              executor](RouteOutcome out) mutable {
               asio::post(executor, [handler = std::move(handler), out = std::move(out)]() mutable {
                 std::move(handler)(std::move(out));
               });
-            });
-            if (closed_ && route_ticket_ != 0) {
-              ctx_.router->Cancel(route_ticket_);
-            } else if (route_ticket_ != 0) {
-              // Watch the client while the request waits: a close cancels the wait.
-              client_.async_wait(tcp::socket::wait_read,
-                                 [self = shared_from_this(), generation](const error_code& ec) {
-                                   self->OnClientReadable(ec, generation);
-                                 });
+            };
+            std::optional<RouteOutcome> arrived;
+            {
+              absl::MutexLock lock(&wait->mu);
+              if (wait->early) {
+                arrived.swap(wait->early);
+              } else {
+                wait->deliver = std::move(deliver);
+              }
             }
+            if (arrived) deliver(std::move(*arrived));
           },
           asio::use_awaitable);
   route_pending_ = false;
   route_ticket_ = 0;
+  ++route_generation_;  // a late close-watch completion is stale now
   error_code ignored;
   client_.cancel(ignored);  // the close watch, if it is still waiting
   co_return outcome;

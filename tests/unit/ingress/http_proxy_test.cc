@@ -322,6 +322,24 @@ class FakeRouter : public Router {
     done(std::move(out));
   }
 
+  // Answers every held request from the calling thread with a lease on `host`'s backend.
+  void GrantHeld(const std::string& host) {
+    std::map<uint64_t, absl::AnyInvocable<void(RouteOutcome)>> held;
+    std::shared_ptr<BackendInfo> backend;
+    {
+      absl::MutexLock l(&mu_);
+      held.swap(held_);
+      backend = entries_[host].backend;
+    }
+    for (auto& [ticket, done] : held) {
+      RouteOutcome out;
+      out.service = host;
+      ++active_;
+      out.lease = Lease(backend, [this] { --active_; });
+      done(std::move(out));
+    }
+  }
+
   int active() const { return active_.load(); }
   int max_active() const { return max_active_.load(); }
   int cancelled() {
@@ -661,6 +679,22 @@ TEST_F(HttpProxyTest, ClientGoneWhileQueuedCancelsTheWait) {
     ASSERT_TRUE(WaitFor([&] { return router_.held() == 1; }));
   }  // client closes
   EXPECT_TRUE(WaitFor([&] { return router_.cancelled() == 1; }));
+}
+
+TEST_F(HttpProxyTest, QueuedRequestForwardedWhenTheLeaseArrivesLater) {
+  router_.Set("held", FakeRouter::Hold());
+  Client c(port());
+  c.Send("POST /echo HTTP/1.1\r\nHost: held\r\nContent-Length: 6\r\n\r\nqueued");
+  ASSERT_TRUE(WaitFor([&] { return router_.held() == 1; }));
+  absl::SleepFor(absl::Milliseconds(50));
+  EXPECT_EQ(upstream_.requests(), 0);
+  std::thread granter([&] { router_.GrantHeld("svc"); });  // another thread, as a gate would
+  granter.join();
+  auto res = c.Read();
+  EXPECT_EQ(res.result_int(), 200);
+  EXPECT_EQ(res.body(), "queued");
+  EXPECT_EQ(router_.cancelled(), 0);
+  EXPECT_EQ(c.Get("svc", "/echo").result_int(), 200);  // the connection carries on
 }
 
 TEST_F(HttpProxyTest, StopCancelsWaitingRequests) {
