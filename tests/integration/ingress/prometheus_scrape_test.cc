@@ -38,6 +38,7 @@ namespace skiff::ingress {
 namespace {
 
 constexpr const char* kPrometheus = "/usr/bin/prometheus";
+constexpr const char* kPromtool = "/usr/bin/promtool";
 constexpr const char* kJob = "skiff-admin";
 
 // A temp dir removed (recursively) on destruction.
@@ -360,6 +361,62 @@ TEST(PrometheusScrapeTest, PrometheusReadsOurSeriesBack) {
   // When the admin endpoint stops, Prometheus marks the target down.
   admin->Stop();
   SKIFF_EXPECT_OK(wait(absl::StrCat("up{job=\"", kJob, "\"}"), "0"));
+}
+
+// promtool (Prometheus' own strict text parser and its naming lint) accepts what /metrics
+// serves with every family the node exposes (names as agreed for issue 3), including
+// families that several collectors write.
+TEST(PromtoolTest, NodeExpositionPassesPromtoolCheckMetrics) {
+  ASSERT_EQ(::access(kPromtool, X_OK), 0) << kPromtool << " missing (scripts/setup.sh)";
+  TempDir dir;
+  ASSERT_FALSE(dir.path().empty());
+  MetricsRegistry m;
+  const auto lat = MetricsRegistry::LatencyBuckets();
+  m.AddCounter("skiff_ingress_requests_total", "Requests.", {"service", "code"})
+      ->Inc({"hello", "200"});
+  m.AddHistogram("skiff_ingress_request_duration_seconds", "Duration.", {"service"}, lat)
+      ->Observe({"hello"}, 0.002);
+  m.AddCounter("skiff_ingress_upstream_errors_total", "Upstream errors.", {"service", "kind"})
+      ->Inc({"hello", "connect"});
+  m.AddCounter("skiff_ingress_cold_starts_total", "Cold starts.", {"service"})->Inc({"hello"});
+  m.AddHistogram("skiff_ingress_cold_start_seconds", "Cold start duration.", {"service"}, lat)
+      ->Observe({"hello"}, 0.15);
+  m.AddCollector([](GaugeWriter& w) {
+    w.Family("skiff_ingress_in_flight", "In flight.");
+    w.Sample({{"service", "hello"}}, 2);
+    w.Family("skiff_ingress_queue_depth", "Queued.");
+    w.Sample({{"service", "hello"}}, 0);
+    w.Family("skiff_ingress_instances", "Instances by state.");
+    w.Sample({{"service", "hello"}, {"state", "ready"}}, 1);
+    w.Family("skiff_instances", "Instances by state.");
+    w.Sample({{"state", "RUNNING"}}, 1);
+  });
+  for (const std::string id : {"hello-abcde", "hello-fghij"}) {  // one collector per instance
+    m.AddCollector([id](GaugeWriter& w) {
+      w.Family("skiff_cpu_throttle_transitions_total", "Throttle transitions.", "counter");
+      w.Sample({{"instance", id}, {"direction", "throttle"}}, 3);
+      w.Sample({{"instance", id}, {"direction", "unthrottle"}}, 3);
+    });
+  }
+  SKIFF_ASSERT_OK_AND_ASSIGN(auto admin, AdminServer::Start("127.0.0.1:0", &m));
+  SKIFF_ASSERT_OK_AND_ASSIGN(std::string body, HttpGet(admin->port(), "/metrics"));
+  const std::string file = absl::StrCat(dir.path(), "/metrics.txt");
+  {
+    std::ofstream f(file);
+    f << body;
+  }
+  const std::string cmd = absl::StrCat(kPromtool, " check metrics < ", file, " 2>&1");
+  FILE* p = ::popen(cmd.c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
+  const int status = ::pclose(p);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+      << "promtool status " << status << ": " << out << "\nexposition:\n"
+      << body;
+  EXPECT_EQ(out, "");
 }
 
 }  // namespace
