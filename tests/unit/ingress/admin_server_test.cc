@@ -343,6 +343,27 @@ TEST_F(AdminServerTest, StopIsPromptWhileClientsKeepConnecting) {
   EXPECT_LT(took, std::chrono::seconds(2));
 }
 
+TEST_F(AdminServerTest, ConnectionsBeyondTheCapAreClosedAndSlotsComeBack) {
+  std::vector<std::unique_ptr<Client>> held;
+  for (int i = 0; i < 64; ++i) {
+    held.push_back(std::make_unique<Client>(server_->port()));
+    ASSERT_TRUE(held.back()->Send(Get("/healthz")));
+    ASSERT_TRUE(held.back()->Read().has_value()) << "connection " << i;
+  }
+  Client over(server_->port());
+  ASSERT_TRUE(over.connected());  // the kernel accepts; the server closes it unanswered
+  EXPECT_TRUE(over.ClosedByPeer());
+  held.pop_back();  // frees a slot once the server sees the EOF
+  std::optional<Response> r;
+  for (int attempt = 0; attempt < 50 && !r.has_value(); ++attempt) {
+    Client c(server_->port());
+    if (c.Send(Get("/healthz"))) r = c.Read();
+    if (!r.has_value()) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->status, 200);
+}
+
 TEST(AdminServerStartTest, BadListenAddressesNameTheInput) {
   MetricsRegistry m;
   EXPECT_THAT(AdminServer::Start("nope", &m),
