@@ -416,26 +416,26 @@ class Activator final : public ServiceActivator {
       e.exited.clear();
       for (const std::string& id : to_delete) e.stopping.insert(id);
       grace = FromProto(e.service.template_().termination_grace());
+      // Idle for idle_timeout: down to min_instances. Otherwise down to max_instances (a
+      // Put may have lowered it). Only instances with nothing in flight, and only ours.
       const bool idle = st.in_flight == 0 && st.queued == 0 &&
                         absl::Now() - st.last_active >= FromProto(e.service.idle_timeout());
-      if (idle) {
-        uint32_t live = static_cast<uint32_t>(e.starting.size());
-        std::vector<std::string> candidates;
-        for (const BackendStats& b : backends) {
-          if (b.draining) continue;
-          ++live;
-          if (b.in_flight == 0 && IsActivatorInstance(name, b.instance_id) &&
-              !e.stopping.contains(b.instance_id)) {
-            candidates.push_back(b.instance_id);
-          }
+      const uint32_t keep = idle ? e.service.min_instances() : e.service.max_instances();
+      uint32_t live = static_cast<uint32_t>(e.starting.size());
+      std::vector<std::string> candidates;
+      for (const BackendStats& b : backends) {
+        if (b.draining || e.stopping.contains(b.instance_id)) continue;
+        ++live;
+        if (b.in_flight == 0 && IsActivatorInstance(name, b.instance_id)) {
+          candidates.push_back(b.instance_id);
         }
-        // The newest go first (Backends() lists them in the order they were added).
-        while (live > e.service.min_instances() && !candidates.empty()) {
-          to_stop.push_back(candidates.back());
-          e.stopping.insert(candidates.back());
-          candidates.pop_back();
-          --live;
-        }
+      }
+      // The newest go first (Backends() lists them in the order they were added).
+      while (live > keep && !candidates.empty()) {
+        to_stop.push_back(candidates.back());
+        e.stopping.insert(candidates.back());
+        candidates.pop_back();
+        --live;
       }
     }
     for (const std::string& id : to_delete) {

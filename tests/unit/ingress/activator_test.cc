@@ -408,6 +408,31 @@ TEST_F(ActivatorTest, BusyServiceIsNotScaledDown) {
   EXPECT_EQ(launcher_.WaitStopped(1).size(), 1u);
 }
 
+TEST_F(ActivatorTest, LoweringMaxStopsTheSurplusWithoutWaitingForIdle) {
+  v1::Service s = Service("web", 1, 3, 3);  // idle_timeout stays 60 s
+  SKIFF_ASSERT_OK(activator_->Put(s).status());
+  std::vector<std::string> created = launcher_.WaitCreates(3);
+  ASSERT_EQ(created.size(), 3u);
+  for (const std::string& id : created) MarkReady("web", id);
+  // One request in flight, on the first instance (the least loaded, added first).
+  Outcomes outcomes;
+  Acquire("web", outcomes);
+  ASSERT_EQ(outcomes.Wait(1), 1u);
+  s.set_min_instances(1);
+  s.set_max_instances(1);
+  SKIFF_ASSERT_OK(activator_->Put(s).status());
+  std::vector<std::string> stopped = launcher_.WaitStopped(2, absl::Seconds(4));
+  ASSERT_EQ(stopped.size(), 2u);
+  std::sort(stopped.begin(), stopped.end());
+  std::vector<std::string> want = {created[1], created[2]};
+  std::sort(want.begin(), want.end());
+  EXPECT_EQ(stopped, want);  // not the one with a request in flight
+  absl::SleepFor(absl::Milliseconds(1200));
+  EXPECT_EQ(launcher_.stopped().size(), 2u);
+  EXPECT_EQ(launcher_.creates().size(), 3u);
+  outcomes.Take();
+}
+
 TEST_F(ActivatorTest, MinInstancesAreRestartedAfterAnExit) {
   SKIFF_ASSERT_OK(activator_->Put(Service("web", 4, 2, 5)).status());
   std::vector<std::string> created = launcher_.WaitCreates(2);
