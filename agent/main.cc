@@ -3,7 +3,9 @@
 // one skiff-shim per instance. Instances outlive skiffd: SIGTERM/SIGINT stop serving,
 // join every thread and exit 0 without touching them; the next skiffd recovers them from
 // --state-dir. While it runs, `unreachable <ip-pool>` keeps pool traffic on the host
-// (docs/operations.md).
+// (docs/operations.md). With --ingress-listen set (the default), it also serves the HTTP
+// ingress: services, the concurrency gate, request-based CPU and the activator
+// (docs/ingress.md); --admin-listen serves /metrics.
 
 #include <fcntl.h>
 #include <grpcpp/grpcpp.h>
@@ -30,6 +32,13 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "agent/api/agent_service.h"
+#include "agent/ingress/activator.h"
+#include "agent/ingress/admin_server.h"
+#include "agent/ingress/concurrency_gate.h"
+#include "agent/ingress/controller_launcher.h"
+#include "agent/ingress/http_proxy.h"
+#include "agent/ingress/instance_sync.h"
+#include "agent/ingress/metrics.h"
 #include "agent/instances/event_bus.h"
 #include "agent/instances/instance_controller.h"
 #include "agent/instances/ip_pool.h"
@@ -53,6 +62,15 @@ ABSL_FLAG(uint64_t, node_memory_bytes, 0, "memory offered to instances, bytes (0
 ABSL_FLAG(std::string, cgroup_parent, "skiff",
           "instances' cgroups are <cgroup-parent>/<id> in every hierarchy");
 ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error");
+ABSL_FLAG(std::string, ingress_listen, "127.0.0.1:8080",
+          "HTTP ingress host:port; empty = no ingress (and no request-based CPU throttling)");
+ABSL_FLAG(int32_t, ingress_threads, 2, "ingress proxy threads (1..64)");
+ABSL_FLAG(std::string, node_domain, "skiff.local",
+          "requests for <service>.<node-domain> (or the bare <service>) go to that service");
+ABSL_FLAG(uint32_t, cpu_floor_bp, 100,
+          "request-based CPU: an idle instance's quota, basis points of one CPU (100 = 1 %)");
+ABSL_FLAG(std::string, admin_listen, "127.0.0.1:9090",
+          "admin HTTP host:port serving /metrics and /healthz; empty = off");
 
 namespace skiff::agent {
 namespace {
@@ -212,6 +230,18 @@ int Run() {
   }
   options.capacity.memory_bytes = absl::GetFlag(FLAGS_node_memory_bytes);
   if (options.capacity.memory_bytes == 0) options.capacity.memory_bytes = HostMemoryBytes();
+  const std::string ingress_listen = absl::GetFlag(FLAGS_ingress_listen);
+  const int32_t ingress_threads = absl::GetFlag(FLAGS_ingress_threads);
+  if (ingress_threads < 1 || ingress_threads > 64) {
+    log->error("flag --ingress-threads: {} is not in 1..64", ingress_threads);
+    return 2;
+  }
+  options.cpu_throttle = !ingress_listen.empty();
+  options.cpu_floor_bp = absl::GetFlag(FLAGS_cpu_floor_bp);
+  if (options.cpu_floor_bp < 1 || options.cpu_floor_bp > 10000) {
+    log->error("flag --cpu-floor-bp: {} is not in 1..10000", options.cpu_floor_bp);
+    return 2;
+  }
 
   // Pool addresses without a live veth (never assigned, or the instance exited) must not
   // follow the default route off the host: the per-instance /31s are more specific. Only a clean
@@ -237,11 +267,69 @@ int Run() {
   log->info("recovered: running={} exited={} lost={}", report->running, report->exited,
             report->lost);
 
+  // The ingress: services and their pools, the activator, the proxy; then /metrics.
+  ingress::MetricsRegistry metrics;
+  std::unique_ptr<ingress::ServiceRouter> router;
+  std::unique_ptr<ingress::ControllerLauncher> launcher;
+  std::unique_ptr<ingress::ServiceActivator> activator;
+  std::unique_ptr<ingress::InstanceSync> sync;
+  std::unique_ptr<ingress::HttpProxy> proxy;
+  if (!ingress_listen.empty()) {
+    router = std::make_unique<ingress::ServiceRouter>(absl::GetFlag(FLAGS_node_domain));
+    launcher = std::make_unique<ingress::ControllerLauncher>(controller.get());
+    auto created =
+        ingress::ServiceActivator::Create(state_dir, router.get(), launcher.get(), &metrics);
+    if (!created.ok()) {
+      log->error("services: state_dir={} error=\"{}\"", state_dir, created.status().ToString());
+      return 1;
+    }
+    activator = std::move(*created);
+    ingress::InstanceSyncOptions sync_options;
+    ingress::ServiceActivator* act = activator.get();
+    sync_options.on_ready = [act](const std::string& service, const std::string& id) {
+      act->InstanceReady(service, id);
+    };
+    sync_options.on_exited = [act](const std::string& service, const std::string& id) {
+      act->InstanceExited(service, id);
+    };
+    sync = std::make_unique<ingress::InstanceSync>(controller.get(), events.get(), router.get(),
+                                                   std::move(sync_options));
+    sync->RegisterMetrics(&metrics);
+    ingress::InstanceSync* drain = sync.get();
+    controller->SetDrainHook([drain](const v1::Instance& instance, absl::Time deadline) {
+      drain->Drain(instance, deadline);
+    });
+    ingress::HttpProxyOptions proxy_options;
+    proxy_options.listen = ingress_listen;
+    proxy_options.threads = ingress_threads;
+    auto started = ingress::HttpProxy::Start(proxy_options, router.get(), &metrics);
+    if (!started.ok()) {
+      log->error("ingress: listen={} error=\"{}\"", ingress_listen, started.status().ToString());
+      return 1;
+    }
+    proxy = std::move(*started);
+    log->info("ingress: listen={} node_domain={} threads={} services={}", ingress_listen,
+              router->node_domain(), ingress_threads, activator->List().size());
+  } else {
+    log->info("ingress: off (--ingress-listen is empty); instances are never CPU-throttled");
+  }
+  std::unique_ptr<ingress::AdminServer> admin;
+  if (const std::string admin_listen = absl::GetFlag(FLAGS_admin_listen); !admin_listen.empty()) {
+    auto started = ingress::AdminServer::Start(admin_listen, &metrics);
+    if (!started.ok()) {
+      log->error("admin: listen={} error=\"{}\"", admin_listen, started.status().ToString());
+      return 1;
+    }
+    admin = std::move(*started);
+    log->info("admin: listen={} (/metrics, /healthz)", admin_listen);
+  }
+
   if (absl::Status st = PrepareSocket(socket_path); !st.ok()) {
     log->error("socket: {}", st.ToString());
     return 1;
   }
   AgentService service(controller.get(), store->get(), events.get());
+  service.SetServiceActivator(activator.get());  // null: the service RPCs are UNIMPLEMENTED
   grpc::ServerBuilder builder;
   builder.AddListeningPort(absl::StrCat("unix:", socket_path), grpc::InsecureServerCredentials());
   builder.RegisterService(&service);
@@ -284,13 +372,17 @@ int Run() {
   while (g_signal.load() == 0) usleep(100 * 1000);
 
   log->info("shutting down: signal={} (instances keep running)", g_signal.load());
-  controller->Shutdown();  // ends Stop/logs waits; cancels and joins every watcher
-  events->CloseAll();      // ends WatchEvents streams and the event logger
+  if (proxy != nullptr) proxy->Stop();  // no new requests; open ones are cut
+  controller->Shutdown();               // ends Stop/logs waits; cancels and joins every watcher
+  events->CloseAll();                   // ends WatchEvents streams and the event logger
   event_logger.join();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   server->Wait();
   server.reset();
   unlink(socket_path.c_str());
+  activator.reset();  // joins its control and cold-start threads
+  sync.reset();
+  admin.reset();
 
   // Instances left running keep their pool protected (and their cgroup parent) for the
   // next skiffd.

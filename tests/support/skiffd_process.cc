@@ -1,10 +1,13 @@
 #include "tests/support/skiffd_process.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <grpcpp/grpcpp.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -57,6 +60,17 @@ absl::Status SkiffdProcess::Start(absl::Duration timeout) {
       "--shim=" + BuildPath("shim/skiff-shim"),
   };
   for (const auto& r : options_.insecure_registries) args.push_back("--insecure-registry=" + r);
+  if (options_.ingress) {
+    // Fresh ports at every start (a restarted skiffd may find the old ones in TIME_WAIT).
+    SKIFF_ASSIGN_OR_RETURN(ingress_port_, FreeLoopbackPort());
+    SKIFF_ASSIGN_OR_RETURN(admin_port_, FreeLoopbackPort());
+    args.push_back("--ingress-listen=127.0.0.1:" + std::to_string(ingress_port_));
+    args.push_back("--admin-listen=127.0.0.1:" + std::to_string(admin_port_));
+    args.push_back("--node-domain=" + options_.node_domain);
+  } else {
+    args.push_back("--ingress-listen=");
+    args.push_back("--admin-listen=");
+  }
   for (const auto& f : options_.extra_flags) args.push_back(f);
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
@@ -129,6 +143,22 @@ void SkiffdProcess::RemoveCgroupParent() {
       fprintf(stderr, "rmdir(%s): %s\n", dir.c_str(), strerror(errno));
     }
   }
+}
+
+absl::StatusOr<uint16_t> FreeLoopbackPort() {
+  UniqueFd fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd) return ErrnoStatus(errno, "socket(AF_INET)");
+  sockaddr_in addr = {};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    return ErrnoStatus(errno, "bind(127.0.0.1:0)");
+  }
+  socklen_t len = sizeof(addr);
+  if (getsockname(fd.get(), reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    return ErrnoStatus(errno, "getsockname");
+  }
+  return ntohs(addr.sin_port);
 }
 
 }  // namespace skiff::testing

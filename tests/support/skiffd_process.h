@@ -6,6 +6,7 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -22,6 +23,11 @@ struct SkiffdOptions {
   // Relative cgroup parent, unique per test process so tests never touch "skiff/".
   std::string cgroup_parent;
   std::vector<std::string> extra_flags;
+  // Serve the HTTP ingress and /metrics on free loopback ports (see ingress_port(),
+  // admin_port()), which also turns on request-based CPU throttling. Off: neither runs and
+  // instances keep the CPU quota the shim set.
+  bool ingress = false;
+  std::string node_domain = "skiff.test";
 };
 
 class SkiffdProcess {
@@ -42,6 +48,8 @@ class SkiffdProcess {
   const std::string& root() const { return root_; }
   const SkiffdOptions& options() const { return options_; }
   pid_t pid() const { return pid_; }
+  uint16_t ingress_port() const { return ingress_port_; }  // 0 without options.ingress
+  uint16_t admin_port() const { return admin_port_; }
   bool running() const { return pid_ > 0; }
   // Removes the (empty) per-test cgroup parent from every v1 hierarchy.
   void RemoveCgroupParent();
@@ -51,8 +59,12 @@ class SkiffdProcess {
   SkiffdOptions options_;
   std::string root_, socket_, state_dir_, image_root_, log_;
   pid_t pid_ = -1;
+  uint16_t ingress_port_ = 0, admin_port_ = 0;
   std::unique_ptr<v1::Agent::Stub> stub_;
 };
+
+// A loopback TCP port that was free a moment ago (bind to port 0, read it, close).
+absl::StatusOr<uint16_t> FreeLoopbackPort();
 
 // Paths of built binaries (from SKIFF_BUILD_DIR set by skiff_add_test).
 std::string BuildPath(const std::string& rel);

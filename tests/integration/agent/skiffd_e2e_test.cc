@@ -159,23 +159,13 @@ class SkiffdE2eTest : public ::testing::Test {
 
   void StartSkiffd() {
     const std::string bin = BuildDir() + "/agent/skiffd";
-    std::vector<std::string> args = {bin,
-                                     "--socket",
-                                     socket_,
-                                     "--state-dir",
-                                     state_dir_,
-                                     "--image-root",
-                                     tmp_.path() + "/images",
-                                     "--insecure-registry",
-                                     registry_->address(),
-                                     "--ip-pool",
-                                     kIpPool,
-                                     "--node-vcpus-milli",
-                                     "2000",
-                                     "--node-memory-bytes",
-                                     std::to_string(2ull << 30),
-                                     "--cgroup-parent",
-                                     cgroup_parent_};
+    std::vector<std::string> args = {bin, "--socket", socket_, "--state-dir", state_dir_,
+                                     "--image-root", tmp_.path() + "/images", "--insecure-registry",
+                                     registry_->address(), "--ip-pool", kIpPool,
+                                     "--node-vcpus-milli", "2000", "--node-memory-bytes",
+                                     std::to_string(2ull << 30), "--cgroup-parent", cgroup_parent_,
+                                     // No ingress: the instances keep their full CPU quota.
+                                     "--ingress-listen=", "--admin-listen="};
     const std::string log = tmp_.path() + "/skiffd.log";
     pid_ = fork();
     if (pid_ == 0) {
