@@ -34,9 +34,49 @@ struct RelayResult {
   bool source_failed = false;  // the error came from reading `src` (else writing `dst`)
 };
 
+bool WouldBlock(const error_code& ec) {
+  return ec == asio::error::would_block || ec == asio::error::try_again;
+}
+
+// The sockets are in non-blocking mode, so these first try to finish synchronously and
+// fall back to the asynchronous operation only when the socket would block. A small
+// exchange then completes without a trip through the scheduler per operation (Asio posts
+// every immediate completion, and each costs an epoll_wait).
+template <class Parser>
+asio::awaitable<void> ReadHeader(tcp::socket& s, beast::flat_buffer& b, Parser& p, error_code& ec) {
+  ec = {};
+  if (b.size() > 0) {  // with nothing buffered, Asio's own speculative read does the same
+    http::read_header(s, b, p, ec);
+    if (!WouldBlock(ec)) co_return;
+  }
+  co_await http::async_read_header(s, b, p, Await(ec));
+}
+
+template <class Parser>
+asio::awaitable<void> ReadBody(tcp::socket& s, beast::flat_buffer& b, Parser& p, error_code& ec,
+                               bool try_sync) {
+  ec = {};
+  if (try_sync && b.size() > 0) {
+    http::read(s, b, p, ec);
+    if (!WouldBlock(ec)) co_return;
+  }
+  co_await http::async_read(s, b, p, Await(ec));
+}
+
+template <class Serializer>
+asio::awaitable<void> WriteMessage(tcp::socket& s, Serializer& sr, error_code& ec, bool try_sync) {
+  ec = {};
+  if (try_sync) {
+    http::write(s, sr, ec);
+    if (!WouldBlock(ec)) co_return;
+  }
+  co_await http::async_write(s, sr, Await(ec));
+}
+
 // Streams the rest of the message parsed by `p` from `src` to `dst` through `buf`; `sr`
 // serializes p's message (header first if not written yet). Sets *started before the
-// first write to `dst`.
+// first write to `dst`. Only the first round tries the synchronous path: a long body
+// goes through the scheduler, so one connection cannot starve the others on its thread.
 template <bool kIsRequest>
 asio::awaitable<RelayResult> Relay(tcp::socket& src, beast::flat_buffer& src_buf,
                                    Parser<kIsRequest>& p, tcp::socket& dst,
@@ -45,12 +85,13 @@ asio::awaitable<RelayResult> Relay(tcp::socket& src, beast::flat_buffer& src_buf
   // Beast reads at most the buffer's free capacity (512 bytes minimum): give a body room
   // for full-size reads, or a large body costs a syscall per 512 bytes.
   if (!p.is_done()) src_buf.reserve(kBodyBufferBytes);
+  bool first = true;
   do {
     http::buffer_body::value_type& body = p.get().body();
     if (!p.is_done()) {
       body.data = buf;
       body.size = kBodyBufferBytes;
-      co_await http::async_read(src, src_buf, p, Await(ec));
+      co_await ReadBody(src, src_buf, p, ec, first);
       if (ec == http::error::need_buffer) ec = {};
       if (ec) co_return RelayResult{ec, true};
       body.size = kBodyBufferBytes - body.size;
@@ -62,9 +103,10 @@ asio::awaitable<RelayResult> Relay(tcp::socket& src, beast::flat_buffer& src_buf
       body.more = false;
     }
     if (started != nullptr) *started = true;
-    co_await http::async_write(dst, sr, Await(ec));
+    co_await WriteMessage(dst, sr, ec, first);
     if (ec == http::error::need_buffer) ec = {};
     if (ec) co_return RelayResult{ec, false};
+    first = false;
   } while (!sr.is_done());
   co_return RelayResult{};
 }
@@ -107,6 +149,7 @@ ClientSession::ClientSession(WorkerContext& ctx, tcp::socket client)
   ctx_.sessions.insert(this);
   error_code ec;
   client_.set_option(tcp::no_delay(true), ec);
+  client_.non_blocking(true, ec);
   tcp::endpoint peer = client_.remote_endpoint(ec);
   if (!ec) client_ip_ = peer.address().to_string();
   ClearDeadline();
@@ -316,7 +359,7 @@ asio::awaitable<bool> ClientSession::ServeOne() {
   SetDeadline(Clock::now() + absl::ToChronoNanoseconds(opts.client_idle_timeout),
               DeadlineKind::kClientIdle);
   error_code ec;
-  co_await http::async_read_header(client_, client_buf_, x.req, Await(ec));
+  co_await ReadHeader(client_, client_buf_, x.req, ec);
   x.start = Clock::now();
   ClearDeadline();
   if (ec) {
@@ -425,6 +468,7 @@ asio::awaitable<bool> ClientSession::Forward(Exchange& x) {
         co_return co_await WriteError(x);
       }
       upstream_->set_option(tcp::no_delay(true), ec);
+      upstream_->non_blocking(true, ec);
       SetDeadline(request_deadline, DeadlineKind::kRequest);
     }
 
@@ -444,7 +488,7 @@ asio::awaitable<bool> ClientSession::Forward(Exchange& x) {
       x.res->header_limit(static_cast<uint32_t>(opts.max_header_bytes));
       x.res->body_limit(kUnlimited);
       if (x.head) x.res->skip(true);
-      co_await http::async_read_header(*upstream_, upstream_buf_, *x.res, Await(ec));
+      co_await ReadHeader(*upstream_, upstream_buf_, *x.res, ec);
       sent.ec = ec;
       sent.source_failed = false;
       if (!ec && expect_continue && has_body) {
@@ -461,7 +505,7 @@ asio::awaitable<bool> ClientSession::Forward(Exchange& x) {
             x.res->header_limit(static_cast<uint32_t>(opts.max_header_bytes));
             x.res->body_limit(kUnlimited);
             if (x.head) x.res->skip(true);
-            co_await http::async_read_header(*upstream_, upstream_buf_, *x.res, Await(ec));
+            co_await ReadHeader(*upstream_, upstream_buf_, *x.res, ec);
             sent.ec = ec;
           } else if (ec) {
             sent = RelayResult{ec, true};
@@ -515,7 +559,7 @@ asio::awaitable<bool> ClientSession::Forward(Exchange& x) {
       x.res->header_limit(static_cast<uint32_t>(opts.max_header_bytes));
       x.res->body_limit(kUnlimited);
       if (x.head) x.res->skip(true);
-      co_await http::async_read_header(*upstream_, upstream_buf_, *x.res, Await(ec));
+      co_await ReadHeader(*upstream_, upstream_buf_, *x.res, ec);
     }
     if (ec) {
       if (timed_out_) ctx_.metrics->UpstreamError(x.service, "timeout");
