@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <deque>
+#include <mutex>
+#include <type_traits>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/hash/hash.h"
@@ -225,23 +227,28 @@ bool LabelValuesEq::operator()(absl::Span<const std::string> a,
 }
 
 template <typename Series>
-Series* SeriesMap<Series>::GetOrCreate(absl::Span<const std::string> label_values,
-                                       const std::function<std::unique_ptr<Series>()>& make) {
+Series* SeriesMap<Series>::GetOrCreate(absl::Span<const std::string> label_values) {
   {
-    absl::ReaderMutexLock l(&mu_);
+    std::shared_lock l(mu_);
     auto it = series_.find(label_values);
     if (it != series_.end()) return it->second.get();
   }
-  absl::MutexLock l(&mu_);
+  std::unique_lock l(mu_);
   auto [it, inserted] =
       series_.try_emplace(std::vector<std::string>(label_values.begin(), label_values.end()));
-  if (inserted) it->second = make();
+  if (inserted) {
+    if constexpr (std::is_same_v<Series, HistogramSeries>) {
+      it->second = std::make_unique<Series>(n_buckets_);
+    } else {
+      it->second = std::make_unique<Series>();
+    }
+  }
   return it->second.get();
 }
 
 template <typename Series>
 const Series* SeriesMap<Series>::Find(absl::Span<const std::string> label_values) const {
-  absl::ReaderMutexLock l(&mu_);
+  std::shared_lock l(mu_);
   auto it = series_.find(label_values);
   return it == series_.end() ? nullptr : it->second.get();
 }
@@ -250,7 +257,7 @@ template <typename Series>
 std::vector<std::pair<std::vector<std::string>, const Series*>> SeriesMap<Series>::Sorted() const {
   std::vector<std::pair<std::vector<std::string>, const Series*>> out;
   {
-    absl::ReaderMutexLock l(&mu_);
+    std::shared_lock l(mu_);
     out.reserve(series_.size());
     for (const auto& [k, v] : series_) out.emplace_back(k, v.get());
   }
@@ -268,9 +275,7 @@ template class SeriesMap<HistogramSeries>;
 CounterFamily::CounterFamily(std::string name, std::string help,
                              std::vector<std::string> label_names)
     : name_(std::move(name)), help_(std::move(help)), label_names_(std::move(label_names)) {
-  if (label_names_.empty()) {
-    series_.GetOrCreate({}, [] { return std::make_unique<metrics_internal::CounterSeries>(); });
-  }
+  if (label_names_.empty()) series_.GetOrCreate({});
 }
 
 void CounterFamily::CheckArity(absl::Span<const std::string> label_values) const {
@@ -283,16 +288,13 @@ void CounterFamily::CheckArity(absl::Span<const std::string> label_values) const
 void CounterFamily::Inc(absl::Span<const std::string> label_values, double v) {
   CheckArity(label_values);
   if (!(v >= 0)) Die(absl::StrCat("metric ", name_, ": counter increment ", v, " (must be >= 0)"));
-  auto* s = series_.GetOrCreate(label_values,
-                                [] { return std::make_unique<metrics_internal::CounterSeries>(); });
+  auto* s = series_.GetOrCreate(label_values);
   AtomicAdd(s->value, v);
 }
 
 Counter CounterFamily::WithLabels(absl::Span<const std::string> label_values) {
   CheckArity(label_values);
-  return Counter(&name_, series_.GetOrCreate(label_values, [] {
-    return std::make_unique<metrics_internal::CounterSeries>();
-  }));
+  return Counter(&name_, series_.GetOrCreate(label_values));
 }
 
 void Counter::Inc(double v) {
@@ -326,13 +328,11 @@ HistogramFamily::HistogramFamily(std::string name, std::string help,
     : name_(std::move(name)),
       help_(std::move(help)),
       label_names_(std::move(label_names)),
-      upper_bounds_(std::move(upper_bounds)) {
+      upper_bounds_(std::move(upper_bounds)),
+      series_(upper_bounds_.size() + 1) {
   for (double b : upper_bounds_) le_texts_.push_back(MetricsRegistry::FormatValue(b));
   le_texts_.push_back("+Inf");
-  if (label_names_.empty()) {
-    const size_t n = upper_bounds_.size() + 1;
-    series_.GetOrCreate({}, [n] { return std::make_unique<metrics_internal::HistogramSeries>(n); });
-  }
+  if (label_names_.empty()) series_.GetOrCreate({});
 }
 
 void HistogramFamily::CheckArity(absl::Span<const std::string> label_values) const {
@@ -344,9 +344,7 @@ void HistogramFamily::CheckArity(absl::Span<const std::string> label_values) con
 
 void HistogramFamily::Observe(absl::Span<const std::string> label_values, double v) {
   CheckArity(label_values);
-  const size_t n = upper_bounds_.size() + 1;
-  auto* s = series_.GetOrCreate(
-      label_values, [n] { return std::make_unique<metrics_internal::HistogramSeries>(n); });
+  auto* s = series_.GetOrCreate(label_values);
   s->buckets[BucketIndex(v)].fetch_add(1, std::memory_order_relaxed);
   AtomicAdd(s->sum, v);
 }
@@ -360,10 +358,7 @@ size_t HistogramFamily::BucketIndex(double v) const {
 
 Histogram HistogramFamily::WithLabels(absl::Span<const std::string> label_values) {
   CheckArity(label_values);
-  const size_t n = upper_bounds_.size() + 1;
-  return Histogram(this, series_.GetOrCreate(label_values, [n] {
-    return std::make_unique<metrics_internal::HistogramSeries>(n);
-  }));
+  return Histogram(this, series_.GetOrCreate(label_values));
 }
 
 void Histogram::Observe(double v) {
