@@ -21,9 +21,16 @@ namespace {
 
 // The control thread's period: idle scale-down, min_instances, deleting exited instances.
 constexpr absl::Duration kTick = absl::Seconds(1);
-// After a failed start, a service with nothing Ready or starting answers its queued
-// requests with the failure for this long instead of starting again at once.
+// After a failed start (Create failed, or the instance exited before Ready) the next start
+// waits 1 s, doubling with each further failure up to 30 s, until one becomes Ready.
+// Meanwhile a service with nothing live answers its queued requests with the failure.
 constexpr absl::Duration kStartBackoff = absl::Seconds(1);
+constexpr absl::Duration kMaxStartBackoff = absl::Seconds(30);
+
+absl::Duration StartBackoff(uint32_t failures) {
+  if (failures == 0) return absl::ZeroDuration();
+  return std::min(kMaxStartBackoff, kStartBackoff * (int64_t{1} << std::min(failures - 1, 5u)));
+}
 constexpr char kIdAlphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
 
 std::string NewInstanceId(const std::string& service) {
@@ -203,6 +210,7 @@ class Activator final : public ServiceActivator {
       e.starting.erase(st);
       ++e.cold_starts;
       e.last_start_error.clear();
+      e.start_failures = 0;
     }
     if (cold_starts_ != nullptr) cold_starts_->Inc({service});
     if (cold_start_seconds_ != nullptr) {
@@ -222,6 +230,7 @@ class Activator final : public ServiceActivator {
         error = absl::StrCat("instance ", instance_id, " exited before it was Ready");
         e.last_start_error = error;
         e.last_start_failure = absl::Now();
+        ++e.start_failures;
       }
       if (IsActivatorInstance(service, instance_id) && !e.stopping.contains(instance_id)) {
         e.exited.insert(instance_id);  // deleted on the next tick
@@ -245,6 +254,7 @@ class Activator final : public ServiceActivator {
     uint64_t cold_starts = 0;
     std::string last_start_error;
     absl::Time last_start_failure = absl::InfinitePast();
+    uint32_t start_failures = 0;  // in a row, since the last start that became Ready
   };
   // Lets a pool's demand listener (which may outlive us) reach the activator safely.
   struct Anchor {
@@ -318,8 +328,8 @@ class Activator final : public ServiceActivator {
       const uint32_t want = Desired(e.service, st);
       const uint32_t have = static_cast<uint32_t>(live.size());
       if (want <= have) return;
-      if (have == 0 && absl::Now() - e.last_start_failure < kStartBackoff) {
-        if (st.queued > 0) fail_with = e.last_start_error;
+      if (absl::Now() - e.last_start_failure < StartBackoff(e.start_failures)) {
+        if (have == 0 && st.queued > 0) fail_with = e.last_start_error;
       } else {
         spec = e.service.template_();
         const absl::Time now = absl::Now();
@@ -356,6 +366,7 @@ class Activator final : public ServiceActivator {
         e.starting.erase(id);
         e.last_start_error = std::string(st.message());
         e.last_start_failure = absl::Now();
+        ++e.start_failures;
         check_capacity = e.starting.empty() && !e.deleting;
       }
     }

@@ -328,6 +328,36 @@ TEST_F(ActivatorTest, FailedColdStartAnswersQueuedRequestsWith503AndTheError) {
   EXPECT_THAT(StatsOf("web").last_start_error(), HasSubstr("manifest unknown"));
   EXPECT_EQ(StatsOf("web").starting(), 0u);
   EXPECT_EQ(StatsOf("web").queued(), 0u);
+
+  // Backoff: within 1 s of the failure a request gets the same answer without a start...
+  auto expect_503 = [&] {
+    Outcomes o;
+    Acquire("web", o);
+    ASSERT_EQ(o.Wait(1), 1u);
+    RouteOutcome got = std::move(o.Take()[0]);
+    EXPECT_EQ(got.http_status, 503);
+    EXPECT_THAT(got.message, HasSubstr("cold start of web failed"));
+  };
+  expect_503();
+  EXPECT_EQ(launcher_.creates().size(), 1u);
+  // ...after it, one more start (which fails too: the next backoff is 2 s).
+  absl::SleepFor(absl::Milliseconds(1100));
+  expect_503();
+  EXPECT_EQ(launcher_.creates().size(), 2u);
+  absl::SleepFor(absl::Milliseconds(1100));
+  expect_503();
+  EXPECT_EQ(launcher_.creates().size(), 2u);
+  // The image is fixed; once the backoff ends, a request starts one that serves it.
+  launcher_.FailCreates(absl::OkStatus());
+  absl::SleepFor(absl::Milliseconds(1000));
+  Outcomes ok;
+  Acquire("web", ok);
+  std::vector<std::string> created = launcher_.WaitCreates(3);
+  ASSERT_EQ(created.size(), 3u);
+  MarkReady("web", created[2]);
+  ASSERT_EQ(ok.Wait(1), 1u);
+  EXPECT_TRUE(ok.Take()[0].lease);
+  EXPECT_EQ(StatsOf("web").last_start_error(), "");
 }
 
 TEST_F(ActivatorTest, InstanceExitingBeforeReadyFailsTheColdStart) {
