@@ -86,6 +86,7 @@ class Upstream {
   uint16_t port() const { return port_; }
   int connections() const { return connections_.load(); }
   int requests() const { return requests_.load(); }
+  int ended() const { return ended_.load(); }  // connections finished (peer closed or error)
   bool slow_saw_close() const { return slow_saw_close_.load(); }
   std::string last_method() {
     std::lock_guard<std::mutex> l(mu_);
@@ -208,6 +209,7 @@ class Upstream {
     }
     error_code ignored;
     s.shutdown(tcp::socket::shutdown_both, ignored);
+    ++ended_;
   }
 
   asio::io_context ioc_;
@@ -216,6 +218,7 @@ class Upstream {
   std::atomic<bool> stopping_{false};
   std::atomic<int> connections_{0};
   std::atomic<int> requests_{0};
+  std::atomic<int> ended_{0};
   std::atomic<bool> slow_saw_close_{false};
   std::mutex mu_;
   std::vector<int> open_fds_;
@@ -649,6 +652,24 @@ TEST_F(HttpProxyTest, StalePooledConnectionsRetriedTransparently) {
   EXPECT_EQ(res["X-Conn"], "4");
   EXPECT_EQ(upstream_.connections(), 4);
   EXPECT_EQ(upstream_.requests(), 6);
+}
+
+TEST_F(HttpProxyTest, IdleTimeoutsCloseClientAndPooledUpstreamConnections) {
+  proxy_->Stop();
+  HttpProxyOptions opts;
+  opts.client_idle_timeout = absl::Milliseconds(300);
+  opts.upstream_idle_timeout = absl::Milliseconds(300);
+  StartProxy(opts);
+  Client c(port());
+  EXPECT_EQ(c.Get("svc", "/echo").result_int(), 200);
+  EXPECT_EQ(upstream_.ended(), 0);
+  const absl::Time idle_since = absl::Now();
+  EXPECT_TRUE(c.SeesEof()) << "the idle client connection was not closed";
+  const absl::Duration client_idle = absl::Now() - idle_since;
+  EXPECT_GE(client_idle, absl::Milliseconds(250));
+  EXPECT_LT(client_idle, absl::Seconds(3));
+  // The pooled upstream connection goes at the next sweep (once a second).
+  EXPECT_TRUE(WaitFor([&] { return upstream_.ended() == 1; }, absl::Seconds(4)));
 }
 
 TEST_F(HttpProxyTest, MalformedRequestIs400AndHugeHeaderIs431) {
