@@ -44,6 +44,8 @@ constexpr size_t kMaxConnections = 64;  // scrapes are rare; more are closed at 
 constexpr size_t kHeaderLimit = 16 * 1024;
 constexpr size_t kBodyLimit = 64 * 1024;  // GET needs none; bigger bodies end the connection
 constexpr auto kIdleTimeout = std::chrono::seconds(30);
+constexpr auto kLingerTimeout = std::chrono::seconds(1);  // after a 400/431, at most
+constexpr size_t kLingerBytes = 256 * 1024;
 constexpr const char* kMetricsContentType = "text/plain; version=0.0.4; charset=utf-8";
 
 // Parses "host:port" or "[v6]:port"; the host must be a numeric address.
@@ -100,6 +102,7 @@ struct AdminServer::Impl {
 
   asio::awaitable<void> AcceptLoop();
   asio::awaitable<void> Session(tcp::socket socket);
+  static asio::awaitable<void> Linger(beast::tcp_stream& stream);
   http::response<http::string_body> Handle(const http::request<http::string_body>& req) const;
 
   const MetricsRegistry* metrics;
@@ -176,6 +179,17 @@ http::response<http::string_body> AdminServer::Impl::Handle(
   return res;
 }
 
+asio::awaitable<void> AdminServer::Impl::Linger(beast::tcp_stream& stream) {
+  boost::system::error_code ec;
+  stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+  stream.expires_after(kLingerTimeout);
+  std::vector<char> sink(4096);
+  for (size_t drained = 0; !ec && drained < kLingerBytes;) {
+    drained += co_await stream.async_read_some(asio::buffer(sink),
+                                               asio::redirect_error(asio::use_awaitable, ec));
+  }
+}
+
 asio::awaitable<void> AdminServer::Impl::Session(tcp::socket socket) {
   // A session spawned just before Stop() ran starts after it: it must not outlive it.
   if (stopping) co_return;
@@ -203,6 +217,9 @@ asio::awaitable<void> AdminServer::Impl::Session(tcp::socket socket) {
         res.body() = "bad request\n";
         res.prepare_payload();
         co_await http::async_write(stream, res, asio::redirect_error(asio::use_awaitable, ec));
+        // Lingering close: closing with unread request bytes would send a RST that can
+        // destroy the answer before the client reads it. Half-close, then drain a little.
+        if (!ec) co_await Linger(stream);
       }
       break;
     }
