@@ -146,8 +146,10 @@ class Activator final : public ServiceActivator {
       absl::MutexLock lock(&mu_);
       services_.erase(name);
     }
+    // The service is gone either way; an instance that could not be stopped is reported.
+    absl::Status removed = store_.Remove(name);
     for (const absl::Status& st : results) SKIFF_RETURN_IF_ERROR(st);
-    return store_.Remove(name);
+    return removed;
   }
 
   std::vector<v1::Service> List() const override {
