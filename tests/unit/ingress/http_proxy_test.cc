@@ -19,6 +19,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -150,11 +151,12 @@ class Upstream {
         p.get().body().size = body_buf.size();
         http::read(s, buf, p, ec);
         if (ec == http::error::need_buffer) ec = {};
-        if (ec) return;
+        if (ec) break;
         const size_t n = body_buf.size() - p.get().body().size;
         body_bytes += n;
         if (target != "/upload") body.append(body_buf.data(), n);
       }
+      if (ec) break;
       std::string head = "HTTP/1.1 200 OK\r\nX-Conn: " + std::to_string(conn) + "\r\n";
       if (target == "/ws") {
         std::string r =
@@ -209,6 +211,12 @@ class Upstream {
     }
     error_code ignored;
     s.shutdown(tcp::socket::shutdown_both, ignored);
+    {
+      // Forget the fd before the socket closes it: ~Upstream must never shut down a
+      // descriptor number something else has reused.
+      std::lock_guard<std::mutex> l(mu_);
+      std::erase(open_fds_, s.native_handle());
+    }
     ++ended_;
   }
 
