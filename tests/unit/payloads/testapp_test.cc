@@ -4,6 +4,7 @@
 // base64 the handshake is built on, against published vectors.
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -104,17 +105,18 @@ class TestApp {
     EXPECT_NE(mkdtemp(tmpl), nullptr);
     dir_ = tmpl;
     env.push_back("PORT=" + std::to_string(port_));
+    // Everything the child needs is prepared before fork: it only opens, dup2s and execs.
+    std::string out = dir_ + "/stdout";
+    std::vector<char*> envp;
+    for (auto& e : env) envp.push_back(e.data());
+    envp.push_back(nullptr);
+    std::string bin = BinaryPath();
+    char* argv[] = {bin.data(), nullptr};
     pid_ = fork();
     if (pid_ == 0) {
       prctl(PR_SET_PDEATHSIG, SIGKILL);
-      std::string out = dir_ + "/stdout";
-      FILE* f = freopen(out.c_str(), "w", stdout);
-      (void)f;
-      std::vector<char*> envp;
-      for (auto& e : env) envp.push_back(e.data());
-      envp.push_back(nullptr);
-      std::string bin = BinaryPath();
-      char* argv[] = {bin.data(), nullptr};
+      int fd = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+      if (fd < 0 || dup2(fd, STDOUT_FILENO) < 0) _exit(126);
       execve(bin.c_str(), argv, envp.data());
       _exit(127);
     }
