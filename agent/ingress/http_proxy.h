@@ -20,9 +20,20 @@
 //   pooled connection found dead before any response byte is retried once on a fresh one
 //   when the request had no body.
 // - Errors from routing (404/429/503 with Retry-After) are answered in plain text with
-//   Connection kept alive.
+//   Connection kept alive (closed instead when the request had a body, which is not read).
+// - The request (header and body) is sent before the response is read, as nginx's default
+//   request buffering does, but streamed; `Expect: 100-continue` is forwarded and the
+//   upstream's 100 relayed before the body moves. Other 1xx responses are relayed too.
+// - `Upgrade: h2c` is forwarded like any upgrade (HTTP2-Settings kept) and spliced after
+//   101; HTTP/2 with prior knowledge (the "PRI *" preface) is not understood (400).
 //
-// Threads: `threads` Asio threads run all connections; Start returns once listening.
+// Threads: `threads` threads, each with its own io_context and SO_REUSEPORT acceptor on the
+// one port (the kernel spreads connections); a connection stays on its thread. Upstream
+// pools are per thread (max_idle_upstream_per_backend applies per thread). Start returns
+// once listening. Stop waits for every connection to end; a request waiting in the Router
+// is cancelled (Router::Cancel) and Stop waits for its `done`.
+// Caveat of SO_REUSEPORT: a second process of the same user may bind the same port with
+// SO_REUSEPORT too and share the traffic silently.
 
 #include <cstdint>
 #include <memory>

@@ -7,6 +7,7 @@ namespace skiff::ingress::proxy {
 namespace {
 
 constexpr beast::string_view kXForwardedFor = "X-Forwarded-For";
+constexpr beast::string_view kHttp2Settings = "HTTP2-Settings";
 
 // Calls fn(value) for every field called `name`, in the order received. (Beast's
 // equal_range spans the insertion-ordered list, so it may include other fields.)
@@ -36,9 +37,14 @@ bool WantsUpgrade(const http::fields& fields) {
 void StripHopByHop(http::fields& fields, bool keep_upgrade) {
   // Fields named by Connection first (copied out: erasing invalidates the values).
   std::vector<std::string> named;
+  // An h2c upgrade (RFC 7540 §3.2) needs its HTTP2-Settings, which Connection names.
+  const bool keep_h2_settings = keep_upgrade &&
+                                beast::iequals(fields[http::field::upgrade], "h2c") &&
+                                fields.count(kHttp2Settings) > 0;
   ForEachValue(fields, "Connection", [&](beast::string_view value) {
     for (beast::string_view t : http::token_list{value}) {
       if (keep_upgrade && beast::iequals(t, "upgrade")) continue;
+      if (keep_h2_settings && beast::iequals(t, kHttp2Settings)) continue;
       named.emplace_back(t.data(), t.size());
     }
   });
@@ -55,7 +61,7 @@ void StripHopByHop(http::fields& fields, bool keep_upgrade) {
   };
   for (http::field f : kHopByHop) fields.erase(f);
   if (keep_upgrade) {
-    fields.set(http::field::connection, "upgrade");
+    fields.set(http::field::connection, keep_h2_settings ? "upgrade, HTTP2-Settings" : "upgrade");
   } else {
     fields.erase(http::field::upgrade);
   }

@@ -16,7 +16,8 @@ bool WantsUpgrade(const http::fields& fields);
 // Removes Connection and every field it names, Keep-Alive, TE, Trailer, Transfer-Encoding,
 // Upgrade, Proxy-Connection, Proxy-Authenticate and Proxy-Authorization. With
 // `keep_upgrade` (a protocol switch being forwarded), Upgrade survives and Connection is
-// reset to exactly "upgrade".
+// reset to exactly "upgrade" ("upgrade, HTTP2-Settings" for an h2c upgrade, whose
+// HTTP2-Settings field is kept).
 void StripHopByHop(http::fields& fields, bool keep_upgrade);
 
 // X-Forwarded-For: the values received (all fields, in order) + ", " + client_ip;

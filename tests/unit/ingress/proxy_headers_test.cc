@@ -53,6 +53,25 @@ TEST(ProxyHeadersTest, UpgradeKeptForAProtocolSwitch) {
   EXPECT_FALSE(WantsUpgrade(plain));
 }
 
+TEST(ProxyHeadersTest, H2cUpgradeKeepsHttp2Settings) {
+  http::fields f;
+  f.insert("Connection", "Upgrade, HTTP2-Settings, X-Foo");
+  f.insert("Upgrade", "h2c");
+  f.insert("HTTP2-Settings", "AAMAAABkAARAAAAAAAIAAAAA");
+  f.insert("X-Foo", "1");
+  ASSERT_TRUE(WantsUpgrade(f));
+  StripHopByHop(f, /*keep_upgrade=*/true);
+  EXPECT_EQ(Get(f, "Connection"), "upgrade, HTTP2-Settings");
+  EXPECT_EQ(Get(f, "HTTP2-Settings"), "AAMAAABkAARAAAAAAAIAAAAA");
+  EXPECT_EQ(Get(f, "X-Foo"), "<none>");
+  // Not an upgrade being forwarded: HTTP2-Settings is hop-by-hop like any named field.
+  http::fields g;
+  g.insert("Connection", "HTTP2-Settings");
+  g.insert("HTTP2-Settings", "x");
+  StripHopByHop(g, /*keep_upgrade=*/false);
+  EXPECT_EQ(Get(g, "HTTP2-Settings"), "<none>");
+}
+
 TEST(ProxyHeadersTest, ForwardedHeadersAppendClientAddress) {
   http::fields f;
   f.insert("Host", "svc.skiff.local:8080");
