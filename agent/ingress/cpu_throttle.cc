@@ -23,6 +23,12 @@ class CpuQuotaSink : public QuotaSink {
 
 }  // namespace
 
+absl::Status CpuThrottle::Stopping() {
+  absl::MutexLock l(&mu_);
+  stopping_ = true;
+  return ApplyLocked(in_flight_.load(std::memory_order_acquire) > 0);
+}
+
 const char* CpuThrottleStateName(CpuThrottle::State s) {
   switch (s) {
     case CpuThrottle::State::kBoosted:
@@ -82,6 +88,7 @@ CpuThrottle::CpuThrottle(std::unique_ptr<QuotaSink> sink, const CpuThrottleOptio
     : options_(options),
       full_(full),
       floor_(floor),
+      period_(sink->period_us()),
       clock_(options.clock ? options.clock : [] { return absl::Now(); }),
       sink_(std::move(sink)) {}
 
@@ -93,6 +100,7 @@ bool CpuThrottle::BoostActiveLocked() const {
 
 uint64_t CpuThrottle::DesiredLocked(bool busy) const {
   if (BoostActiveLocked()) return 2 * full_;
+  if (stopping_) return full_;
   if (options_.cpu_allocation == CpuAllocation::kInstance) return full_;
   if (busy || !ready_at_.has_value()) return full_;
   return floor_;

@@ -90,6 +90,9 @@ class CpuThrottle {
   // The instance is Ready: starts the boost's 10 s countdown; REQUEST with nothing in
   // flight (and no boost) drops to the floor.
   absl::Status Ready();
+  // The instance is being stopped: from now on it keeps its full quota (or the boost while
+  // that lasts), so its SIGTERM handler runs at full speed within the grace period.
+  absl::Status Stopping();
   // Re-evaluates the boost against the clock (ends it once past its deadline).
   absl::Status Tick();
   // When the boost ends (Ready + boost_after_ready); nullopt without a boost, before
@@ -99,6 +102,7 @@ class CpuThrottle {
   Stats stats() const;
   uint64_t full_quota_us() const { return full_; }
   uint64_t floor_quota_us() const { return floor_; }
+  uint64_t period_us() const { return period_; }
 
  private:
   CpuThrottle(std::unique_ptr<QuotaSink> sink, const CpuThrottleOptions& options, uint64_t full,
@@ -111,6 +115,7 @@ class CpuThrottle {
   const CpuThrottleOptions options_;
   const uint64_t full_;
   const uint64_t floor_;
+  uint64_t period_ = 0;  // the sink's, fixed at creation
   std::function<absl::Time()> clock_;
 
   // Moves between non-zero values lock-free; 0→1 and 1→0 only under mu_, so (count > 0)
@@ -121,6 +126,7 @@ class CpuThrottle {
   std::unique_ptr<QuotaSink> sink_ ABSL_GUARDED_BY(mu_);
   std::optional<absl::Time> ready_at_ ABSL_GUARDED_BY(mu_);
   bool boost_over_ ABSL_GUARDED_BY(mu_) = false;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::optional<uint64_t> written_ ABSL_GUARDED_BY(mu_);  // nullopt after a failed write
   Stats counters_ ABSL_GUARDED_BY(mu_);
 };

@@ -252,25 +252,38 @@ void InstanceSync::RegisterMetrics(MetricsRegistry* metrics) {
       for (const auto& [id, member] : members_) ids.push_back(id);
     }
     std::sort(ids.begin(), ids.end());
-    std::vector<std::pair<std::string, CpuThrottle::Stats>> throttles;
+    struct ThrottleSample {
+      std::string id;
+      CpuThrottle::Stats stats;
+      uint64_t period_us;
+    };
+    std::vector<ThrottleSample> throttles;
     for (const std::string& id : ids) {
-      if (auto t = controller_->Throttle(id); t != nullptr) throttles.emplace_back(id, t->stats());
+      if (auto t = controller_->Throttle(id); t != nullptr) {
+        throttles.push_back({id, t->stats(), t->period_us()});
+      }
     }
     w.Family("skiff_cpu_throttle_transitions_total",
              "Quota writes of the request-based CPU throttle: down to the floor, up to the full "
              "quota.",
              "counter");
-    for (const auto& [id, s] : throttles) {
-      w.Sample({{"instance", id}, {"direction", "throttle"}}, static_cast<double>(s.throttles));
-      w.Sample({{"instance", id}, {"direction", "unthrottle"}}, static_cast<double>(s.unthrottles));
+    for (const auto& t : throttles) {
+      w.Sample({{"instance", t.id}, {"direction", "throttle"}},
+               static_cast<double>(t.stats.throttles));
+      w.Sample({{"instance", t.id}, {"direction", "unthrottle"}},
+               static_cast<double>(t.stats.unthrottles));
     }
     w.Family("skiff_cpu_throttle_write_errors_total", "Failed quota writes.", "counter");
-    for (const auto& [id, s] : throttles) {
-      w.Sample({{"instance", id}}, static_cast<double>(s.write_errors));
+    for (const auto& t : throttles) {
+      w.Sample({{"instance", t.id}}, static_cast<double>(t.stats.write_errors));
     }
-    w.Family("skiff_cpu_throttle_quota_us", "The quota in effect, microseconds per period.");
-    for (const auto& [id, s] : throttles) {
-      w.Sample({{"instance", id}}, static_cast<double>(s.quota_us));
+    w.Family("skiff_cpu_throttle_quota_cpus",
+             "The CPU quota in effect, in CPUs (quota / period): the floor when idle.");
+    for (const auto& t : throttles) {
+      const double cpus = t.period_us == 0 ? 0.0
+                                           : static_cast<double>(t.stats.quota_us) /
+                                                 static_cast<double>(t.period_us);
+      w.Sample({{"instance", t.id}}, cpus);
     }
   });
 }

@@ -47,7 +47,7 @@ class InstanceSync {
   void Drain(const v1::Instance& instance, absl::Time deadline);
   // Gauges: skiff_ingress_in_flight, skiff_ingress_queue_depth, skiff_ingress_capacity,
   // skiff_ingress_instances{service,state}, skiff_instances{state},
-  // skiff_cpu_throttle_transitions_total{instance,direction}, skiff_cpu_throttle_quota_us.
+  // skiff_cpu_throttle_transitions_total{instance,direction}, skiff_cpu_throttle_quota_cpus.
   void RegisterMetrics(MetricsRegistry* metrics);
 
   // One reconcile pass now (tests; the thread runs them periodically).

@@ -366,6 +366,7 @@ absl::StatusOr<v1::Instance> InstanceController::Stop(const std::string& id,
   std::shared_ptr<Record> rec;
   absl::Duration effective_grace;
   v1::Instance rec_snapshot;
+  std::shared_ptr<ingress::CpuThrottle> throttle;
   {
     absl::MutexLock lock(&mu_);
     auto it = instances_.find(id);
@@ -374,6 +375,7 @@ absl::StatusOr<v1::Instance> InstanceController::Stop(const std::string& id,
     if (rec->instance.state() == v1::EXITED) return rec->instance;
     effective_grace = grace.value_or(ToAbsl(rec->instance.spec().termination_grace()));
     rec_snapshot = rec->instance;
+    throttle = rec->throttle;
   }
   if (drain_hook_) {
     // The ingress stops routing to it and lets its requests finish, within the grace period;
@@ -382,6 +384,11 @@ absl::StatusOr<v1::Instance> InstanceController::Stop(const std::string& id,
     drain_hook_(rec_snapshot, deadline);
     effective_grace = std::max(absl::ZeroDuration(), deadline - absl::Now());
     grace = effective_grace;
+  }
+  if (throttle != nullptr) {
+    // Full CPU for the shutdown: an app throttled to the idle floor would spend its grace
+    // period just getting scheduled. A failed write is counted in the throttle's stats.
+    throttle->Stopping().IgnoreError();
   }
   absl::StatusOr<std::unique_ptr<ShimConnection>> conn = runtime_->Connect(rec->dir);
   absl::Status sent = conn.ok() ? (*conn)->Stop(grace) : conn.status();

@@ -32,6 +32,7 @@
 #include "sandbox/common/unique_fd.h"
 #include "skiff/v1/agent.grpc.pb.h"
 #include "tests/support/host_state.h"
+#include "tests/support/http_client.h"
 #include "tests/support/registry.h"
 #include "tests/support/skiffd_process.h"
 #include "tests/support/status_matchers.h"
@@ -347,6 +348,76 @@ TEST_F(FlaskImageTest, ServesGetAndEchoesPostThenStopsGracefully) {
   dreq.set_instance_id("flask-1");
   v1::DeleteInstanceResponse dresp;
   SKIFF_EXPECT_OK(FromGrpc(stub_->DeleteInstance(&dctx, dreq, &dresp)));
+}
+
+// The seed platform's example as a service: no instance until the first request arrives
+// at the ingress, which starts one (a cold start, pull included) and holds the request
+// until it is Ready; POST bodies come back through the proxy.
+TEST_F(FlaskImageTest, ServedThroughTheIngressFromZero) {
+  // This test's skiffd serves the ingress (which also throttles CPU between requests).
+  SKIFF_ASSERT_OK(skiffd_->Stop());
+  testing::SkiffdOptions opts = skiffd_->options();
+  opts.ingress = true;
+  SKIFF_ASSERT_OK_AND_ASSIGN(skiffd_, testing::SkiffdProcess::Create(opts));
+  SKIFF_ASSERT_OK(skiffd_->Start());
+  stub_ = &skiffd_->stub();
+
+  v1::Service service;
+  service.set_name("flask");
+  v1::InstanceSpec* spec = service.mutable_template_();
+  spec->set_image(registry_->Reference("flask"));
+  spec->set_memory_bytes(256 << 20);
+  spec->set_vcpus_milli(1000);
+  spec->set_concurrency(8);  // gunicorn --threads 8
+  service.set_min_instances(0);
+  service.set_max_instances(1);
+  {
+    grpc::ClientContext ctx;
+    v1::PutServiceRequest req;
+    *req.mutable_service() = service;
+    v1::Service out;
+    SKIFF_ASSERT_OK(FromGrpc(stub_->PutService(&ctx, req, &out)));
+  }
+  const uint16_t port = skiffd_->ingress_port();
+  const std::string host = absl::StrCat("flask.", opts.node_domain);
+  const absl::Time t0 = absl::Now();
+  SKIFF_ASSERT_OK_AND_ASSIGN(testing::ClientResponse first,
+                             testing::HttpRequest(port, "POST", "/", host, {}, "hello skiff"));
+  std::cout << "flask through the ingress from zero (pull + start + first request): "
+            << absl::FormatDuration(absl::Now() - t0) << "\n";
+  EXPECT_EQ(first.status, 200) << first.body;
+  EXPECT_EQ(first.body, "hello skiff");
+  std::string large(1 << 20, '\0');
+  for (size_t i = 0; i < large.size(); ++i) large[i] = static_cast<char>((i * 7919) >> 3);
+  SKIFF_ASSERT_OK_AND_ASSIGN(testing::HttpConnection conn,
+                             testing::HttpConnection::Connect("127.0.0.1", port));
+  const absl::Time e0 = absl::Now();
+  for (int i = 0; i < 5; ++i) {
+    SKIFF_ASSERT_OK_AND_ASSIGN(testing::ClientResponse echo,
+                               conn.Request("POST", "/", host, {}, large));
+    EXPECT_EQ(echo.status, 200);
+    EXPECT_TRUE(echo.body == large) << "echo " << i << " differs";
+  }
+  std::cout << "5 x 1 MiB echoed through the ingress: " << absl::FormatDuration(absl::Now() - e0)
+            << "\n";
+  SKIFF_ASSERT_OK_AND_ASSIGN(testing::ClientResponse get, conn.Request("GET", "/", host));
+  EXPECT_EQ(get.status, 200);
+  EXPECT_EQ(get.body, "ok");
+  // Exactly one instance was started for it.
+  grpc::ClientContext lctx;
+  v1::ListInstancesRequest lreq;
+  lreq.set_label_selector("skiff.service=flask");
+  v1::ListInstancesResponse list;
+  SKIFF_ASSERT_OK(FromGrpc(stub_->ListInstances(&lctx, lreq, &list)));
+  EXPECT_EQ(list.instances_size(), 1);
+  grpc::ClientContext dctx;
+  v1::DeleteServiceRequest dreq;
+  dreq.set_name("flask");
+  v1::DeleteServiceResponse dresp;
+  const absl::Time d0 = absl::Now();
+  SKIFF_EXPECT_OK(FromGrpc(stub_->DeleteService(&dctx, dreq, &dresp)));
+  std::cout << "DeleteService(flask) (drain, SIGTERM, exit, delete): "
+            << absl::FormatDuration(absl::Now() - d0) << "\n";
 }
 
 }  // namespace

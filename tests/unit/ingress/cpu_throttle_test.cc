@@ -115,6 +115,18 @@ TEST_F(CpuThrottleTest, FloorDefaultsToOnePercentAndNeverGoesBelowTheKernelMinim
   EXPECT_THAT(q_->Writes(), ElementsAre(100000u, 250000u, 25000u, 50000u));
 }
 
+TEST_F(CpuThrottleTest, StoppingKeepsTheFullQuotaForTheShutdown) {
+  SKIFF_ASSERT_OK_AND_ASSIGN(auto t, Make({.vcpus_milli = 1000}));
+  SKIFF_ASSERT_OK(t->Ready());  // idle: the floor
+  SKIFF_ASSERT_OK(t->Stopping());
+  EXPECT_EQ(t->stats().state, CpuThrottle::State::kUnthrottled);
+  // Requests still finishing (or the last one ending) no longer drop it to the floor.
+  SKIFF_ASSERT_OK(t->RequestStarted());
+  SKIFF_ASSERT_OK(t->RequestFinished());
+  SKIFF_ASSERT_OK(t->Tick());
+  EXPECT_THAT(q_->Writes(), ElementsAre(100000u, 1000u, 100000u));
+}
+
 TEST_F(CpuThrottleTest, RequestAllocationWritesOncePerTransition) {
   SKIFF_ASSERT_OK_AND_ASSIGN(auto t, Make({.vcpus_milli = 1000}));
   // Before Ready the instance starts up at its full quota, requests or not.
