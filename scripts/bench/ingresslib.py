@@ -66,27 +66,39 @@ class IngressSkiffd(B.Skiffd):
         self.ingress = f"127.0.0.1:{free_port()}"
         self.admin = f"127.0.0.1:{free_port()}"
         self.logf = open(os.path.join(self.root, "skiffd.log"), "w")
-        self.proc = subprocess.Popen(
-            [SKIFFD, f"--socket={self.socket}",
-             f"--state-dir={os.path.join(self.root, 'state')}",
-             f"--image-root={self.image_root}", f"--ip-pool={ip_pool}",
-             f"--cgroup-parent={self.cgroup_parent}",
-             f"--shim={os.path.join(B.BUILD, 'shim/skiff-shim')}",
-             f"--insecure-registry={registry.address}", "--log-level=warn",
-             f"--ingress-listen={self.ingress}", f"--admin-listen={self.admin}",
-             "--node-domain=skiff.local", *extra_flags],
-            stdout=self.logf, stderr=self.logf)
-        deadline = time.time() + 20
-        while time.time() < deadline:
-            if self.ctl("node", check=False).returncode == 0:
-                break
-            if self.proc.poll() is not None:
-                sys.exit(f"bench: skiffd exited; see {self.logf.name}")
-            time.sleep(0.05)
-        else:
-            sys.exit(f"bench: skiffd did not start; see {self.logf.name}")
-        host, port = self.ingress.split(":")
-        B.wait_port(host, int(port), timeout=10)
+        self.proc = None
+        try:
+            self.proc = subprocess.Popen(
+                [SKIFFD, f"--socket={self.socket}",
+                 f"--state-dir={os.path.join(self.root, 'state')}",
+                 f"--image-root={self.image_root}", f"--ip-pool={ip_pool}",
+                 f"--cgroup-parent={self.cgroup_parent}",
+                 f"--shim={os.path.join(B.BUILD, 'shim/skiff-shim')}",
+                 f"--insecure-registry={registry.address}", "--log-level=warn",
+                 f"--ingress-listen={self.ingress}", f"--admin-listen={self.admin}",
+                 "--node-domain=skiff.local", *extra_flags],
+                stdout=self.logf, stderr=self.logf)
+            deadline = time.time() + 20
+            while time.time() < deadline:
+                if self.ctl("node", check=False).returncode == 0:
+                    break
+                if self.proc.poll() is not None:
+                    raise RuntimeError("skiffd exited")
+                time.sleep(0.05)
+            else:
+                raise RuntimeError("skiffd did not answer within 20 s")
+            host, port = self.ingress.split(":")
+            B.wait_port(host, int(port), timeout=10)
+        except BaseException as e:
+            self.logf.flush()
+            with open(self.logf.name) as f:
+                tail = f.read()[-2000:]
+            if self.proc and self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+            self.logf.close()
+            shutil.rmtree(self.root, ignore_errors=True)
+            sys.exit(f"bench: skiffd with ingress did not start ({e}); its log:\n{tail}")
 
     def put_service(self, name, image, *options):
         self.ctl("service", "put", name, image, *options)
