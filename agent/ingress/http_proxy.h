@@ -24,8 +24,12 @@
 // - The request (header and body) is sent before the response is read, as nginx's default
 //   request buffering does, but streamed; `Expect: 100-continue` is forwarded and the
 //   upstream's 100 relayed before the body moves. Other 1xx responses are relayed too.
-// - `Upgrade: h2c` is forwarded like any upgrade (HTTP2-Settings kept) and spliced after
-//   101; HTTP/2 with prior knowledge (the "PRI *" preface) is not understood (400).
+// - h2c: `Upgrade: h2c` is forwarded like any upgrade (HTTP2-Settings kept) and spliced
+//   after 101. HTTP/2 with prior knowledge (gRPC's way; the connection starts with the
+//   "PRI * HTTP/2.0" preface) is routed by its first request's :authority (HPACK-decoded
+//   with nghttp2) and then spliced whole to that instance: one lease for the connection,
+//   all its streams to one instance. Routing errors there just close the connection.
+//   Other HTTP versions → 505.
 //
 // Threads: `threads` threads, each with its own io_context and SO_REUSEPORT acceptor on the
 // one port (the kernel spreads connections); a connection stays on its thread. Upstream

@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "agent/ingress/proxy_h2c.h"
 #include "agent/ingress/proxy_headers.h"
 
 namespace skiff::ingress::proxy {
@@ -359,6 +360,27 @@ asio::awaitable<bool> ClientSession::ServeOne() {
   SetDeadline(Clock::now() + absl::ToChronoNanoseconds(opts.client_idle_timeout),
               DeadlineKind::kClientIdle);
   error_code ec;
+  if (first_request_) {
+    // HTTP/2 with prior knowledge starts the connection with the preface, which Beast's
+    // HTTP/1 parser rejects: look for it first.
+    first_request_ = false;
+    constexpr std::string_view kPri =
+        kH2Preface.substr(0, kH2Preface.size() - kH2PrefaceTail.size());
+    for (;;) {
+      const auto data = client_buf_.data();
+      const std::string_view have(static_cast<const char*>(data.data()), data.size());
+      const size_t n = std::min(have.size(), kPri.size());
+      if (have.substr(0, n) != kPri.substr(0, n)) break;  // HTTP/1
+      if (have.size() >= kPri.size()) {
+        client_buf_.consume(kPri.size());
+        x.start = Clock::now();
+        co_return co_await ServeH2cPriorKnowledge(x);
+      }
+      const size_t got = co_await client_.async_read_some(client_buf_.prepare(4096), Await(ec));
+      if (ec) co_return false;
+      client_buf_.commit(got);
+    }
+  }
   co_await ReadHeader(client_, client_buf_, x.req, ec);
   x.start = Clock::now();
   ClearDeadline();
@@ -368,6 +390,11 @@ asio::awaitable<bool> ClientSession::ServeOne() {
       PrepareError(x, 431, "request header fields too large", std::nullopt, false);
       co_await WriteError(x);
       ctx_.metrics->Request("", 431, 0);
+    } else if (ec == http::error::bad_version) {
+      PrepareError(x, 505, "HTTP version not supported (HTTP/1.0, HTTP/1.1, h2c)", std::nullopt,
+                   false);
+      co_await WriteError(x);
+      ctx_.metrics->Request("", 505, 0);
     } else if (IsParseError(ec)) {
       PrepareError(x, 400, absl::StrCat("bad request: ", ec.message()), std::nullopt, false);
       co_await WriteError(x);
@@ -628,6 +655,74 @@ asio::awaitable<bool> ClientSession::Forward(Exchange& x) {
   }
   upstream_.reset();
   co_return keep;
+}
+
+// HTTP/2 with prior knowledge: route by the first request's :authority, then splice the
+// connection to the instance (see proxy_h2c.h). Errors can't be answered in HTTP/1: the
+// connection is closed.
+asio::awaitable<bool> ClientSession::ServeH2cPriorKnowledge(Exchange& x) {
+  const HttpProxyOptions& opts = *ctx_.options;
+  constexpr size_t kMaxPeekBytes = 128 * 1024;
+  SetDeadline(Clock::now() + absl::ToChronoNanoseconds(opts.client_idle_timeout),
+              DeadlineKind::kClientIdle);
+  error_code ec;
+  H2cFirstRequest first;
+  for (;;) {
+    const auto data = client_buf_.data();
+    first = PeekH2cFirstRequest(
+        std::string_view(static_cast<const char*>(data.data()), data.size()), opts.pin_header);
+    if (first.state != H2cFirstRequest::State::kNeedMore) break;
+    if (client_buf_.size() >= kMaxPeekBytes) {
+      first.state = H2cFirstRequest::State::kError;
+      break;
+    }
+    const size_t n = co_await client_.async_read_some(client_buf_.prepare(16 * 1024), Await(ec));
+    if (ec) co_return false;
+    client_buf_.commit(n);
+  }
+  ClearDeadline();
+  if (first.state == H2cFirstRequest::State::kError) {
+    ctx_.metrics->Request("", 400, 0);
+    co_return false;
+  }
+  RouteRequest route;
+  route.host = std::move(first.authority);
+  route.pin_instance = std::move(first.pin);
+  RouteOutcome outcome = co_await RouteAsync(route);
+  x.service = std::move(outcome.service);
+  if (closed_ || client_gone_) co_return false;
+  if (!outcome.lease) {
+    ctx_.metrics->Request(x.service, outcome.http_status != 0 ? outcome.http_status : 503,
+                          std::chrono::duration<double>(Clock::now() - x.start).count());
+    co_return false;
+  }
+  x.lease = std::move(outcome.lease);
+  const BackendInfo& backend = x.lease.backend();
+  tcp::endpoint endpoint(asio::ip::make_address(backend.ip, ec), backend.port);
+  if (ec) co_return false;
+  upstream_.emplace(client_.get_executor());
+  upstream_buf_.clear();
+  SetDeadline(Clock::now() + absl::ToChronoNanoseconds(opts.upstream_connect_timeout),
+              DeadlineKind::kConnect);
+  co_await upstream_->async_connect(endpoint, Await(ec));
+  ClearDeadline();
+  if (closed_) co_return false;
+  if (ec) {
+    ctx_.metrics->UpstreamError(x.service, "connect");
+    CloseUpstream();
+    upstream_.reset();
+    co_return false;
+  }
+  upstream_->set_option(tcp::no_delay(true), ec);
+  // The preface's first line was consumed by the HTTP/1 parser; the rest is in client_buf_,
+  // which Tunnel sends first.
+  constexpr std::string_view kHead =
+      kH2Preface.substr(0, kH2Preface.size() - kH2PrefaceTail.size());
+  co_await asio::async_write(*upstream_, asio::buffer(kHead.data(), kHead.size()), Await(ec));
+  if (!ec && !closed_) co_await Tunnel();
+  CloseUpstream();
+  upstream_.reset();
+  co_return false;
 }
 
 // After a 101: bytes flow both ways untouched until either side closes; then both close.

@@ -60,6 +60,7 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   asio::awaitable<RouteOutcome> RouteAsync(const RouteRequest& request);  // `request` outlives it
   void OnClientReadable(const error_code& ec, uint64_t generation);
   asio::awaitable<bool> Forward(Exchange& x);
+  asio::awaitable<bool> ServeH2cPriorKnowledge(Exchange& x);
   asio::awaitable<void> Tunnel();
   // An answer of the proxy's own (routing errors, 400/431/502/504) into x.error; then
   // WriteError sends it. (Two steps: no temporaries inside co_await expressions, which
@@ -87,6 +88,7 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   Clock::time_point deadline_;
   DeadlineKind deadline_kind_ = DeadlineKind::kNone;
   bool closed_ = false;
+  bool first_request_ = true;
   bool timed_out_ = false;          // request_timeout fired during this exchange
   bool connect_timed_out_ = false;  // upstream_connect_timeout fired
 

@@ -18,6 +18,7 @@
 // clang-format on
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <nghttp2/nghttp2.h>
 
 #include <algorithm>
 #include <atomic>
@@ -761,6 +762,118 @@ TEST_F(HttpProxyTest, WebSocketUpgradeSplicedBothWays) {
   }
   c.socket.close();
   EXPECT_TRUE(WaitFor([&] { return router_.active() == 0; }));
+}
+
+// A raw TCP upstream for h2c: takes one connection, reads `expect` bytes, answers with
+// kH2Reply, then echoes bytes until EOF.
+constexpr std::string_view kH2Reply = "SERVER-H2-BYTES";
+class RawUpstream {
+ public:
+  explicit RawUpstream(size_t expect)
+      : acceptor_(ioc_, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)) {
+    thread_ = std::thread([this, expect] {
+      error_code ec;
+      tcp::socket s(ioc_);
+      acceptor_.accept(s, ec);
+      if (ec) return;
+      fd_ = s.native_handle();
+      std::string got(expect, '\0');
+      asio::read(s, asio::buffer(got), ec);
+      if (ec) return;
+      {
+        std::lock_guard<std::mutex> l(mu_);
+        received_ = got;
+      }
+      asio::write(s, asio::buffer(kH2Reply.data(), kH2Reply.size()), ec);
+      char buf[4096];
+      while (!ec) {
+        size_t n = s.read_some(asio::buffer(buf), ec);
+        if (!ec) asio::write(s, asio::buffer(buf, n), ec);
+      }
+      fd_ = -1;
+    });
+  }
+  ~RawUpstream() {
+    ::shutdown(acceptor_.native_handle(), SHUT_RDWR);
+    if (int fd = fd_.load(); fd >= 0) ::shutdown(fd, SHUT_RDWR);
+    thread_.join();
+  }
+  uint16_t port() const { return acceptor_.local_endpoint().port(); }
+  std::string received() {
+    std::lock_guard<std::mutex> l(mu_);
+    return received_;
+  }
+
+ private:
+  asio::io_context ioc_;
+  tcp::acceptor acceptor_;
+  std::atomic<int> fd_{-1};
+  std::mutex mu_;
+  std::string received_;
+  std::thread thread_;
+};
+
+std::string H2Frame(uint8_t type, uint8_t flags, uint32_t stream, const std::string& payload) {
+  const uint32_t n = payload.size();
+  std::string f = {char(n >> 16),      char(n >> 8),      char(n),
+                   char(type),         char(flags),       char(stream >> 24),
+                   char(stream >> 16), char(stream >> 8), char(stream)};
+  return f + payload;
+}
+
+std::string H2HeaderBlock(const std::vector<std::pair<std::string, std::string>>& headers) {
+  nghttp2_hd_deflater* def = nullptr;
+  EXPECT_EQ(nghttp2_hd_deflate_new(&def, 4096), 0);
+  std::vector<nghttp2_nv> nva;
+  for (const auto& [k, v] : headers) {
+    nva.push_back({reinterpret_cast<uint8_t*>(const_cast<char*>(k.data())),
+                   reinterpret_cast<uint8_t*>(const_cast<char*>(v.data())), k.size(), v.size(),
+                   NGHTTP2_NV_FLAG_NONE});
+  }
+  std::string out(nghttp2_hd_deflate_bound(def, nva.data(), nva.size()), '\0');
+  ssize_t n = nghttp2_hd_deflate_hd(def, reinterpret_cast<uint8_t*>(out.data()), out.size(),
+                                    nva.data(), nva.size());
+  nghttp2_hd_deflate_del(def);
+  out.resize(n > 0 ? n : 0);
+  return out;
+}
+
+TEST_F(HttpProxyTest, H2cPriorKnowledgeRoutedByAuthorityAndSpliced) {
+  const std::string client_bytes =
+      "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + H2Frame(0x4, 0, 0, "") +
+      H2Frame(0x1, 0x4, 1,
+              H2HeaderBlock({{":method", "POST"},
+                             {":scheme", "http"},
+                             {":path", "/helloworld.Greeter/SayHello"},
+                             {":authority", "grpc.skiff.local:8080"},
+                             {"x-skiff-instance", "grpc-i9"}})) +
+      H2Frame(0x0, 0x1, 1, std::string("\0\0\0\0\0", 5));  // DATA: an empty gRPC message
+  RawUpstream raw(client_bytes.size());
+  router_.Backend("grpc", raw.port());
+  Client c(port());
+  c.Send(client_bytes);
+  std::string reply(kH2Reply.size(), '\0');
+  asio::read(c.socket, asio::buffer(reply));
+  EXPECT_EQ(reply, kH2Reply);
+  EXPECT_EQ(raw.received(), client_bytes) << "the connection must reach the instance unchanged";
+  EXPECT_EQ(router_.last_pin(), "grpc-i9");
+  EXPECT_EQ(router_.active(), 1) << "one lease for the whole h2c connection";
+  c.Send("more frames");
+  std::string echo(11, '\0');
+  asio::read(c.socket, asio::buffer(echo));
+  EXPECT_EQ(echo, "more frames");
+  c.socket.close();
+  EXPECT_TRUE(WaitFor([&] { return router_.active() == 0; }));
+
+  // An unknown :authority: nothing to answer in HTTP/2 terms here, the connection closes.
+  Client lost(port());
+  lost.Send("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" +
+            H2Frame(0x1, 0x4, 1, H2HeaderBlock({{":method", "GET"}, {":authority", "nope"}})));
+  EXPECT_TRUE(lost.SeesEof());
+  // Other versions are refused in HTTP/1.
+  Client v3(port());
+  v3.Send("GET / HTTP/3.0\r\nHost: svc\r\n\r\n");
+  EXPECT_EQ(v3.Read().result_int(), 505);
 }
 
 TEST_F(HttpProxyTest, OneGiBUploadAndDownloadStreamWithFlatMemory) {

@@ -3,3 +3,5 @@ skiff_add_test(NAME ingress_http_proxy_test SOURCES http_proxy_test.cc
                LIBS skiff_ingress_proxy skiff_ingress_metrics LABELS "unit;ingress" TIMEOUT 120)
 skiff_add_test(NAME ingress_proxy_headers_test SOURCES proxy_headers_test.cc
                LIBS skiff_ingress_proxy LABELS "unit;ingress" TIMEOUT 30)
+skiff_add_test(NAME ingress_proxy_h2c_test SOURCES proxy_h2c_test.cc
+               LIBS skiff_ingress_proxy LABELS "unit;ingress" TIMEOUT 30)
