@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The demo: sets up and builds skiff, starts a local registry holding the example images,
-# starts skiffd, runs the `hello` instance and prints a URL that curl answers.
+# The demo: sets up and builds skiff, starts a local registry holding the example images
+# (the Flask one included), starts skiffd with its ingress, puts two services — `hello`
+# (one instance kept warm) and `flask` (the Flask "echo the POST body" app, scaled from zero
+# by its first request) — and prints the curl commands that reach them through the ingress.
 #
 #   scripts/run.sh          start everything (fails if a demo already runs)
 #   scripts/run.sh stop     stop the instance, skiffd and the registry
@@ -10,6 +12,8 @@
 # default socket, state dir, image root and IP pool (/run/skiff/skiffd.sock, /run/skiff,
 # /var/lib/skiff/images, 10.88.0.0/16), so plain `skiffctl ps` talks to it; SKIFF_SOCKET,
 # SKIFF_STATE_DIR, SKIFF_IMAGE_ROOT and SKIFF_IP_POOL override them (for both commands).
+# The ingress listens on ${SKIFF_INGRESS_LISTEN:-127.0.0.1:8080}, /metrics on
+# ${SKIFF_ADMIN_LISTEN:-127.0.0.1:9090}.
 # The build directory is ${SKIFF_BUILD_DIR:-build}, as for scripts/build.sh;
 # SKIFF_SKIP_BUILD=1 skips setup.sh and build.sh (binaries already built there).
 set -euo pipefail
@@ -20,10 +24,12 @@ SOCKET="${SKIFF_SOCKET:-/run/skiff/skiffd.sock}"
 STATE_DIR="${SKIFF_STATE_DIR:-/run/skiff}"
 IMAGE_ROOT="${SKIFF_IMAGE_ROOT:-/var/lib/skiff/images}"
 IP_POOL="${SKIFF_IP_POOL:-10.88.0.0/16}"
+INGRESS="${SKIFF_INGRESS_LISTEN:-127.0.0.1:8080}"
+ADMIN="${SKIFF_ADMIN_LISTEN:-127.0.0.1:9090}"
 SKIFFD="$BUILD_DIR/agent/skiffd"
 SKIFFCTL="$BUILD_DIR/agent/skiffctl/skiffctl"
 SHIM="$BUILD_DIR/shim/skiff-shim"
-INSTANCE=hello
+SERVICES=(hello flask)
 
 say() { echo "run.sh: $*" >&2; }
 die() {
@@ -49,9 +55,11 @@ stop() {
   local pid i
   if pid="$(skiffd_pid)"; then
     if [[ -x "$SKIFFCTL" ]]; then
-      say "stopping instance $INSTANCE"
-      ctl stop --grace 5s "$INSTANCE" >/dev/null 2>&1 || true
-      ctl rm -f "$INSTANCE" >/dev/null 2>&1 || true
+      local svc
+      for svc in "${SERVICES[@]}"; do
+        say "deleting service $svc (its instances stop gracefully)"
+        ctl service rm "$svc" >/dev/null 2>&1 || true
+      done
     fi
     say "stopping skiffd (pid $pid)"
     kill -TERM "$pid"
@@ -121,12 +129,13 @@ start() {
   local registry
   registry="$(scripts/registry.sh start --dir "$DEMO_DIR/registry")"
   echo "$registry" >"$DEMO_DIR/registry.address"
-  say "4/6 example images -> $registry"
-  scripts/images/build.sh --registry "$registry" --skip-big >/dev/null
+  say "4/6 example images -> $registry (flask: debootstrap, minutes the first time, cached)"
+  scripts/images/build.sh --registry "$registry" --skip-big --with-flask >/dev/null
 
-  say "5/6 skiffd (log: $DEMO_DIR/skiffd.log)"
+  say "5/6 skiffd (log: $DEMO_DIR/skiffd.log; ingress $INGRESS, metrics $ADMIN)"
   setsid "$SKIFFD" --insecure_registry="$registry" --shim="$(realpath "$SHIM")" \
     --socket="$SOCKET" --state_dir="$STATE_DIR" --image_root="$IMAGE_ROOT" --ip_pool="$IP_POOL" \
+    --ingress_listen="$INGRESS" --admin_listen="$ADMIN" \
     >"$DEMO_DIR/skiffd.log" 2>&1 </dev/null &
   echo $! >"$DEMO_DIR/skiffd.pid"
   local i
@@ -137,29 +146,30 @@ start() {
   done
   ctl node >/dev/null || die "skiffd does not answer on $SOCKET"
 
-  say "6/6 skiffctl run --id $INSTANCE --wait-ready $registry/skiff/hello:latest"
-  ctl run --id "$INSTANCE" --wait-ready "$registry/skiff/hello:latest" >/dev/null
-  local json ip port state
-  json="$(ctl --json inspect "$INSTANCE")"
-  state="$(jq -r '.state' <<<"$json")"
-  ip="$(jq -r '.ip // empty' <<<"$json")"
-  port="$(jq -r '.port // 8080' <<<"$json")"
-  [[ "$state" == READY ]] || die "instance $INSTANCE is $state, not READY: $json"
-  [[ -n "$ip" ]] || die "instance $INSTANCE has no ip: $json"
-  local body
-  body="$(curl -sS --noproxy '*' --max-time 5 "http://$ip:$port/")" ||
-    die "curl http://$ip:$port/ failed"
+  say "6/6 services: hello (min 1) and flask (min 0, cold-started by its first request)"
+  ctl service put hello "$registry/skiff/hello:latest" -m 64Mi --min 1 >/dev/null
+  ctl service put flask "$registry/skiff/flask:latest" -m 256Mi --concurrency 8 >/dev/null
+  local body echo
+  body="$(curl -sS --noproxy '*' --max-time 60 -H 'Host: hello' "http://$INGRESS/")" ||
+    die "curl -H 'Host: hello' http://$INGRESS/ failed"
+  say "hello answered through the ingress: $body"
+  echo="$(curl -sS --noproxy '*' --max-time 120 -H 'Host: flask' \
+    --data-binary 'hello from the flask example' "http://$INGRESS/")" ||
+    die "curl -H 'Host: flask' -d ... http://$INGRESS/ failed"
+  [[ "$echo" == "hello from the flask example" ]] || die "flask echoed '$echo'"
+  say "flask echoed through the ingress (after its cold start): $echo"
   trap - EXIT
-  say "hello answered: $body"
   echo
-  echo "skiff is running the 'hello' instance. Try:"
+  echo "skiff is serving two services through its ingress on $INGRESS. Try:"
   echo
-  echo "  curl http://$ip:$port/"
+  echo "  curl -H 'Host: hello' http://$INGRESS/"
+  echo "  curl -H 'Host: flask' -d 'any body' http://$INGRESS/"
+  echo "  curl http://$ADMIN/metrics"
   echo
   local ctl_cmd="$SKIFFCTL"
   [[ "$SOCKET" == /run/skiff/skiffd.sock ]] || ctl_cmd="$SKIFFCTL --socket $SOCKET"
-  echo "  $ctl_cmd ps                # instances"
-  echo "  $ctl_cmd logs $INSTANCE         # its output"
+  echo "  $ctl_cmd service stats      # instances, in flight, queued, desired"
+  echo "  $ctl_cmd ps                 # instances (flask scales to zero after 60 s idle)"
   echo "  scripts/run.sh stop                # tear it all down"
 }
 

@@ -1,5 +1,6 @@
 // scripts/run.sh, the README's first command, for real: registry + example images +
-// skiffd + the `hello` instance answering curl, then `run.sh stop` taking it all down.
+// skiffd + the `hello` and `flask` services answering curl through the ingress, then
+// `run.sh stop` taking it all down.
 // Setup and build are skipped (SKIFF_SKIP_BUILD=1: this binary's build dir has skiffd,
 // skiffctl and skiff-shim); skiffd's socket, state dir, image root and IP pool point into a
 // temp dir so the test touches nothing of the host's skiff.
@@ -22,7 +23,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "sandbox/common/file_io.h"
+#include "tests/support/http_client.h"
 #include "tests/support/registry.h"
+#include "tests/support/skiffd_process.h"
 #include "tests/support/status_matchers.h"
 
 namespace skiff::testing {
@@ -69,7 +72,7 @@ std::vector<std::string> PoolAddressesOnHost() {
   return out;
 }
 
-TEST(DemoTest, RunShStartsHelloThatAnswersCurlAndStopTearsDown) {
+TEST(DemoTest, RunShServesHelloAndFlaskThroughTheIngressAndStopTearsDown) {
   const char* build_dir = getenv("SKIFF_BUILD_DIR");
   ASSERT_NE(build_dir, nullptr) << "SKIFF_BUILD_DIR is set by skiff_add_test";
   char tmpl[] = "/tmp/skiff-demo-test-XXXXXX";
@@ -84,6 +87,10 @@ TEST(DemoTest, RunShStartsHelloThatAnswersCurlAndStopTearsDown) {
   env.Set("SKIFF_STATE_DIR", tmp + "/state");
   env.Set("SKIFF_IMAGE_ROOT", tmp + "/images");
   env.Set("SKIFF_IP_POOL", "10.231.7.0/24");
+  SKIFF_ASSERT_OK_AND_ASSIGN(uint16_t ingress_port, FreeLoopbackPort());
+  SKIFF_ASSERT_OK_AND_ASSIGN(uint16_t admin_port, FreeLoopbackPort());
+  env.Set("SKIFF_INGRESS_LISTEN", absl::StrCat("127.0.0.1:", ingress_port));
+  env.Set("SKIFF_ADMIN_LISTEN", absl::StrCat("127.0.0.1:", admin_port));
   absl::Cleanup cleanup = [&] {
     (void)RunCommand({"bash", script, "stop"}, tmp + "/cleanup-stop.log");
     std::error_code ec;
@@ -93,16 +100,24 @@ TEST(DemoTest, RunShStartsHelloThatAnswersCurlAndStopTearsDown) {
   const std::string start_log = tmp + "/start.log";
   SKIFF_ASSERT_OK(RunCommand({"bash", script}, start_log));
   SKIFF_ASSERT_OK_AND_ASSIGN(std::string out, ReadFileToString(start_log));
-  EXPECT_THAT(out, HasSubstr("hello answered: hello from skiff"));
-  std::smatch m;
-  ASSERT_TRUE(std::regex_search(out, m, std::regex(R"(curl (http://10\.231\.7\.\d+:8080/))")))
-      << out;
-  const std::string url = m[1];
+  EXPECT_THAT(out, HasSubstr("hello answered through the ingress: hello from skiff"));
+  EXPECT_THAT(out, HasSubstr("flask echoed through the ingress (after its cold start): hello "
+                             "from the flask example"));
+  // The printed commands name the ingress.
+  EXPECT_THAT(
+      out, HasSubstr(absl::StrCat("curl -H 'Host: hello' http://127.0.0.1:", ingress_port, "/")));
+  EXPECT_THAT(out, HasSubstr(absl::StrCat("curl http://127.0.0.1:", admin_port, "/metrics")));
 
-  // The printed URL answers, from here too.
-  SKIFF_ASSERT_OK_AND_ASSIGN(HttpResponse r, HttpGet(url));
+  // Both services answer through the ingress, from here too.
+  SKIFF_ASSERT_OK_AND_ASSIGN(ClientResponse r, HttpRequest(ingress_port, "GET", "/", "hello"));
   EXPECT_EQ(r.status, 200);
   EXPECT_EQ(r.body, "hello from skiff\n");
+  SKIFF_ASSERT_OK_AND_ASSIGN(
+      r, HttpRequest(ingress_port, "POST", "/", "flask.skiff.local", {}, "from the demo test"));
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "from the demo test");
+  SKIFF_ASSERT_OK_AND_ASSIGN(r, HttpRequest(admin_port, "GET", "/metrics", "admin"));
+  EXPECT_THAT(r.body, HasSubstr("skiff_ingress_requests_total{service=\"flask\",code=\"200\"}"));
 
   EXPECT_THAT(PoolAddressesOnHost(), ::testing::Not(::testing::IsEmpty()));
 
