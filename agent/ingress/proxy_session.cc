@@ -448,7 +448,13 @@ asio::awaitable<bool> ClientSession::Forward(Exchange& x) {
   const bool expect_continue = beast::iequals(req[http::field::expect], "100-continue");
   StripHopByHop(req, x.upgrade);
   SetForwardedHeaders(req, client_ip_);
-  if (x.req.chunked()) req.chunked(true);
+  // Re-framed by us: chunked stays chunked, a length is sent as one plain number (the
+  // parser accepted "5, 5"); never both (the parser refuses that combination anyway).
+  if (x.req.chunked()) {
+    req.chunked(true);
+  } else if (auto length = x.req.content_length()) {
+    req.content_length(*length);
+  }
   req.version(11);
 
   const Clock::time_point request_deadline =
@@ -612,6 +618,7 @@ asio::awaitable<bool> ClientSession::Forward(Exchange& x) {
   const bool has_body = !(x.head || status == 204 || status == 304 || switching);
   const bool length_known = x.res->content_length().has_value();
   StripHopByHop(res, switching);
+  if (has_body && length_known) res.content_length(*x.res->content_length());
   if (has_body && !length_known) {
     if (x.client_version >= 11) {
       res.chunked(true);

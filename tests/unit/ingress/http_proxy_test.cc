@@ -512,6 +512,19 @@ TEST_F(HttpProxyTest, PostEchoWithContentLengthAndChunked) {
   res = c.Read();
   EXPECT_EQ(res.result_int(), 200);
   EXPECT_EQ(res.body(), "chunk-oneabcdefghijklmnopqrstuvwxyz");
+  // A repeated Content-Length reaches the upstream as one number.
+  c.Send("POST /headers HTTP/1.1\r\nHost: svc\r\nContent-Length: 3, 3\r\n\r\nabc");
+  res = c.Read();
+  EXPECT_EQ(res.result_int(), 200);
+  EXPECT_THAT(res.body(), HasSubstr("Content-Length: 3\n"));
+  // Content-Length with Transfer-Encoding is refused (request smuggling), and the
+  // connection closed.
+  Client smuggler(port());
+  smuggler.Send(
+      "POST /echo HTTP/1.1\r\nHost: svc\r\nContent-Length: 4\r\n"
+      "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n");
+  EXPECT_EQ(smuggler.Read().result_int(), 400);
+  EXPECT_TRUE(smuggler.SeesEof());
   // Still the same client and upstream connections.
   res = c.Get("svc", "/echo");
   EXPECT_EQ(res.result_int(), 200);
