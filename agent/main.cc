@@ -284,6 +284,9 @@ int Run() {
       return 1;
     }
     activator = std::move(*created);
+    for (const absl::Status& skipped : activator->LoadErrors()) {
+      log->warn("services: skipped a stored service: error=\"{}\"", skipped.ToString());
+    }
     ingress::InstanceSyncOptions sync_options;
     ingress::ServiceActivator* act = activator.get();
     sync_options.on_ready = [act](const std::string& service, const std::string& id) {
