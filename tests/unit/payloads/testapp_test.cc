@@ -6,9 +6,11 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -99,7 +101,9 @@ UniqueFd Connect(int port) {
 // The app as a child process: killed (SIGKILL) and reaped by the destructor if still alive.
 class TestApp {
  public:
-  explicit TestApp(std::vector<std::string> env = {}) {
+  // pid_namespace: the app runs as PID 1 of a new PID namespace (needs root), as an
+  // instance's entrypoint does.
+  explicit TestApp(std::vector<std::string> env = {}, bool pid_namespace = false) {
     port_ = FreePort();
     char tmpl[] = "/tmp/skiff-testapp-test-XXXXXX";
     EXPECT_NE(mkdtemp(tmpl), nullptr);
@@ -112,7 +116,9 @@ class TestApp {
     envp.push_back(nullptr);
     std::string bin = BinaryPath();
     char* argv[] = {bin.data(), nullptr};
-    pid_ = fork();
+    pid_ = pid_namespace ? static_cast<pid_t>(syscall(SYS_clone, CLONE_NEWPID | SIGCHLD, nullptr,
+                                                      nullptr, nullptr, nullptr))
+                         : fork();
     if (pid_ == 0) {
       prctl(PR_SET_PDEATHSIG, SIGKILL);
       int fd = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -673,6 +679,27 @@ TEST(TestAppSigtermTest, FinishesTheRequestInFlightThenExitsZero) {
   EXPECT_EQ(WEXITSTATUS(*st), 0);
   EXPECT_GE(MsSince(t0), 500);
   EXPECT_NE(app.Stdout().find("1 with a request in flight"), std::string::npos) << app.Stdout();
+}
+
+// As PID 1 of a PID namespace (an instance's entrypoint), a SIGTERM from the parent namespace
+// still drains and exits: the kernel drops signals to an init whose disposition is SIG_DFL
+// unless they are blocked — as the app's are, for its signalfd.
+TEST(TestAppSigtermTest, AsPidOneOfAPidNamespace) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root (CLONE_NEWPID)";
+  TestApp app({}, /*pid_namespace=*/true);
+  ASSERT_TRUE(app.WaitReady());
+  EXPECT_NE(app.Stdout().find("pid=1 "), std::string::npos) << app.Stdout();
+  Client slow(app.port());
+  ASSERT_TRUE(slow.Send("GET /sleep?ms=300 HTTP/1.1\r\n\r\n"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  ASSERT_EQ(kill(app.pid(), SIGTERM), 0);
+  auto r = slow.Read();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  auto st = app.Wait(std::chrono::seconds(5));
+  ASSERT_TRUE(st) << "PID 1 ignored SIGTERM";
+  EXPECT_TRUE(WIFEXITED(*st));
+  EXPECT_EQ(WEXITSTATUS(*st), 0);
 }
 
 TEST(TestAppSigtermTest, ExitOnSigtermNowDoesNotWait) {
