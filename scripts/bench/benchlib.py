@@ -94,7 +94,10 @@ class Registry:
 
 
 class Skiffd:
-    """A throw-away skiffd with its own socket, state dir and image root."""
+    """A throw-away skiffd with its own socket, state dir and image root. No ingress and no
+    admin endpoint (their default ports would clash with a demo or another bench; the
+    instance benchmarks measure the instance path); scripts/bench/ingresslib.py starts one
+    with both on free ports."""
 
     def __init__(self, registry, ip_pool="10.91.0.0/24", image_root=None):
         self.root = tempfile.mkdtemp(prefix="skiff-bench-")
@@ -111,6 +114,7 @@ class Skiffd:
              f"--cgroup-parent={self.cgroup_parent}",
              f"--shim={os.path.join(BUILD, 'shim/skiff-shim')}",
              f"--insecure-registry={registry.address}",
+             "--ingress-listen=", "--admin-listen=",
              "--log-level=warn"],
             stdout=self.logf, stderr=self.logf)
         deadline = time.time() + 20
