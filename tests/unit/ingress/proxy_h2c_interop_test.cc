@@ -1,0 +1,408 @@
+// h2c through the HttpProxy with Debian's real HTTP/2 peers (nghttp2 1.52): nghttpd serves
+// a document root over h2c on 127.0.0.1 as the one instance of service "web"; the proxy
+// routes through a ServiceRouter (node domain skiff.test) whose pool holds that instance;
+// nghttp (prior knowledge, and -u for the Upgrade: h2c dance) and h2load are the clients.
+// Loopback only. Every child gets PDEATHSIG and is killed and reaped by RAII, the temp dir
+// is removed by RAII.
+
+#include <fcntl.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <optional>
+#include <random>
+#include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "agent/ingress/concurrency_gate.h"
+#include "agent/ingress/http_proxy.h"
+#include "sandbox/common/status.h"
+#include "sandbox/common/unique_fd.h"
+#include "tests/support/status_matchers.h"
+
+namespace skiff::ingress {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+constexpr char kDomain[] = "skiff.test";
+constexpr char kAuthority[] = "web.skiff.test";
+
+std::string ReadFile(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void WriteFile(const fs::path& path, const std::string& data) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << data;
+}
+
+// A temporary directory removed (recursively) on destruction.
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = (fs::temp_directory_path() / "skiff-h2c-XXXXXX").string();
+    if (::mkdtemp(tmpl.data()) != nullptr) path_ = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    if (!path_.empty()) fs::remove_all(path_, ec);
+  }
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+// A child process: stdout to `out_path`, stderr to `err_path` (empty: `out_path` too),
+// PDEATHSIG SIGKILL. Killed (SIGKILL) and reaped on destruction if still running.
+class Child {
+ public:
+  static absl::StatusOr<std::unique_ptr<Child>> Spawn(const std::vector<std::string>& argv,
+                                                      const fs::path& out_path,
+                                                      const fs::path& err_path = {}) {
+    // Everything the child needs is prepared before fork: it only calls async-signal-safe
+    // functions.
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    UniqueFd out(::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    if (!out) return ErrnoStatus(errno, "open(", out_path.string(), ")");
+    UniqueFd err;
+    if (!err_path.empty()) {
+      err = UniqueFd(::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+      if (!err) return ErrnoStatus(errno, "open(", err_path.string(), ")");
+    }
+    const int err_fd = err ? err.get() : out.get();
+    UniqueFd devnull(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+    if (!devnull) return ErrnoStatus(errno, "open(/dev/null)");
+    const pid_t parent = ::getpid();
+    const pid_t pid = ::fork();
+    if (pid < 0) return ErrnoStatus(errno, "fork(", argv[0], ")");
+    if (pid == 0) {
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (::getppid() != parent) ::_exit(127);
+      if (::dup2(devnull.get(), 0) < 0 || ::dup2(out.get(), 1) < 0 || ::dup2(err_fd, 2) < 0)
+        ::_exit(127);
+      ::execv(args[0], args.data());
+      ::_exit(127);
+    }
+    auto child = std::unique_ptr<Child>(new Child(pid));
+    child->pidfd_ = UniqueFd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+    if (!child->pidfd_) return ErrnoStatus(errno, "pidfd_open(", argv[0], ")");
+    return child;
+  }
+
+  ~Child() {
+    if (!reaped_) {
+      ::kill(pid_, SIGKILL);
+      int status = 0;
+      ::waitpid(pid_, &status, 0);
+    }
+  }
+
+  // The exit status (as from waitpid) once the child ended within `timeout`; nullopt if it
+  // is still running (it is left running).
+  std::optional<int> Wait(absl::Duration timeout) {
+    if (reaped_) return status_;
+    pollfd p{pidfd_.get(), POLLIN, 0};
+    const int ms = static_cast<int>(absl::ToInt64Milliseconds(timeout));
+    if (::poll(&p, 1, ms) <= 0) return std::nullopt;
+    if (::waitpid(pid_, &status_, 0) != pid_) return std::nullopt;
+    reaped_ = true;
+    return status_;
+  }
+  bool Running() { return !Wait(absl::ZeroDuration()).has_value(); }
+
+ private:
+  explicit Child(pid_t pid) : pid_(pid) {}
+  pid_t pid_;
+  UniqueFd pidfd_;
+  bool reaped_ = false;
+  int status_ = 0;
+};
+
+// A client run to completion: its exit status (-1 if it had to be killed), stdout (with
+// stderr unless err_path is given) and stderr (when err_path is given).
+struct RunResult {
+  int exit_code = -1;
+  std::string output;
+  std::string errors;
+};
+
+RunResult RunClient(const std::vector<std::string>& argv, const fs::path& out_path,
+                    const fs::path& err_path = {}, absl::Duration timeout = absl::Seconds(60)) {
+  RunResult r;
+  auto child = Child::Spawn(argv, out_path, err_path);
+  if (!child.ok()) {
+    r.output = child.status().ToString();
+    return r;
+  }
+  std::optional<int> status = (*child)->Wait(timeout);
+  if (status && WIFEXITED(*status)) r.exit_code = WEXITSTATUS(*status);
+  child->reset();  // kills it if it is still running
+  r.output = ReadFile(out_path);
+  if (!err_path.empty()) r.errors = ReadFile(err_path);
+  if (!status) absl::StrAppend(&r.output, "\n[killed after ", absl::FormatDuration(timeout), "]");
+  return r;
+}
+
+// A port free on 127.0.0.1 right now (nghttpd does not report the port it picks for 0).
+uint16_t FreePort() {
+  UniqueFd s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  if (::bind(s.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+      ::getsockname(s.get(), reinterpret_cast<sockaddr*>(&addr), &len) != 0)
+    return 0;
+  return ntohs(addr.sin_port);
+}
+
+bool CanConnect(uint16_t port) {
+  UniqueFd s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(port);
+  return ::connect(s.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+}
+
+std::string RandomBytes(size_t n, uint32_t seed) {
+  std::mt19937 gen(seed);
+  std::string s(n, '\0');
+  for (auto& c : s) c = static_cast<char>(gen());
+  return s;
+}
+
+// The pool's in-flight count drops to 0 (the proxy releases a spliced connection's lease
+// when both sides are closed, just after the client exits).
+bool WaitNoneInFlight(ServicePool& pool) {
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (pool.Stats().in_flight != 0 && absl::Now() < deadline)
+    absl::SleepFor(absl::Milliseconds(5));
+  return pool.Stats().in_flight == 0;
+}
+
+size_t CountOf(const std::string& haystack, const std::string& needle) {
+  size_t n = 0;
+  for (size_t at = haystack.find(needle); at != std::string::npos;
+       at = haystack.find(needle, at + needle.size()))
+    ++n;
+  return n;
+}
+
+class H2cInteropTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_FALSE(tmp_.path().empty()) << "mkdtemp failed";
+    docroot_ = tmp_.path() / "docroot";
+    out_ = tmp_.path() / "out";
+    fs::create_directories(docroot_);
+    fs::create_directories(out_);
+    small_ = RandomBytes(6 * 1024, 1);
+    big_ = RandomBytes(5 * 1024 * 1024, 2);
+    WriteFile(docroot_ / "small.bin", small_);
+    WriteFile(docroot_ / "big.bin", big_);
+
+    // nghttpd on a free loopback port (retried if someone took the port meanwhile).
+    nghttpd_log_ = tmp_.path() / "nghttpd.log";
+    for (int attempt = 0; attempt < 5 && upstream_port_ == 0; ++attempt) {
+      const uint16_t port = FreePort();
+      ASSERT_NE(port, 0);
+      SKIFF_ASSERT_OK_AND_ASSIGN(
+          nghttpd_, Child::Spawn({"/usr/sbin/nghttpd", "--no-tls", "-v", "-a", "127.0.0.1", "-d",
+                                  docroot_.string(), std::to_string(port)},
+                                 nghttpd_log_));
+      const absl::Time deadline = absl::Now() + absl::Seconds(10);
+      while (absl::Now() < deadline && nghttpd_->Running()) {
+        if (CanConnect(port)) {
+          upstream_port_ = port;
+          break;
+        }
+        absl::SleepFor(absl::Milliseconds(10));
+      }
+    }
+    ASSERT_NE(upstream_port_, 0) << "nghttpd did not start: " << ReadFile(nghttpd_log_);
+    // The probe connection's log lines are written: from now on the log grows only when
+    // something reaches nghttpd.
+    const absl::Time deadline = absl::Now() + absl::Seconds(10);
+    while (absl::Now() < deadline && !absl::StrContains(NghttpdLog(), "[id=1]") &&
+           !absl::StrContains(NghttpdLog(), "closed"))
+      absl::SleepFor(absl::Milliseconds(5));
+    ASSERT_THAT(NghttpdLog(), HasSubstr("closed"));
+
+    router_ = std::make_unique<ServiceRouter>(kDomain);
+    pool_ = router_->PutService("web", PoolOptions{});
+    BackendInfo info;
+    info.instance_id = "web-h2c01";
+    info.service = "web";
+    info.ip = "127.0.0.1";
+    info.port = upstream_port_;
+    info.concurrency = 100;
+    info.request_timeout = absl::Seconds(60);
+    pool_->Add(info, nullptr);
+
+    HttpProxyOptions options;
+    options.listen = "127.0.0.1:0";
+    options.threads = 2;
+    SKIFF_ASSERT_OK_AND_ASSIGN(proxy_, HttpProxy::Start(options, router_.get(), nullptr));
+    proxy_url_ = absl::StrCat("http://127.0.0.1:", proxy_->port());
+  }
+
+  void TearDown() override {
+    if (proxy_) proxy_->Stop();
+  }
+
+  std::string NghttpdLog() const { return ReadFile(nghttpd_log_); }
+
+  // nghttp fetching `path` through the proxy with :authority (or Host) `authority`. verbose: -nv
+  // (frames on stdout, body discarded); else the body alone on stdout, messages in
+  // `errors`. upgrade: -u (HTTP/1.1 Upgrade: h2c first) instead of prior knowledge.
+  RunResult Nghttp(const std::string& path, const std::string& authority, bool verbose,
+                   bool upgrade) {
+    // With -u, nghttp's HTTP/1.1 request takes its Host from the URI unless given a
+    // "host" header (an ":authority" one is ignored there).
+    std::vector<std::string> argv = {
+        "/usr/bin/nghttp", "-t", "20",
+        absl::StrCat(upgrade ? "--header=host: " : "--header=:authority: ", authority)};
+    if (verbose) argv.push_back("-nv");
+    if (upgrade) argv.push_back("-u");
+    argv.push_back(proxy_url_ + path);
+    const std::string name = absl::StrCat("nghttp-", ++runs_);
+    if (verbose) return RunClient(argv, tmp_.path() / (name + ".out"));
+    return RunClient(argv, tmp_.path() / (name + ".out"), tmp_.path() / (name + ".err"));
+  }
+
+  // Fetches small.bin and big.bin both ways (-nv for the status and frames, then the body)
+  // and checks them; returns how many requests were made.
+  int FetchBothFiles(bool upgrade) {
+    int requests = 0;
+    for (const auto& [name, want] : std::vector<std::pair<std::string, const std::string*>>{
+             {"small.bin", &small_}, {"big.bin", &big_}}) {
+      SCOPED_TRACE(name);
+      RunResult v = Nghttp("/" + name, kAuthority, /*verbose=*/true, upgrade);
+      ++requests;
+      EXPECT_EQ(v.exit_code, 0) << v.output;
+      EXPECT_THAT(v.output, HasSubstr(":status: 200")) << v.output;
+      if (upgrade) {
+        EXPECT_THAT(v.output, HasSubstr("HTTP Upgrade request")) << v.output;
+        EXPECT_THAT(v.output, HasSubstr("HTTP Upgrade success")) << v.output;
+      } else {
+        EXPECT_THAT(v.output, Not(HasSubstr("HTTP Upgrade"))) << v.output;
+      }
+      EXPECT_THAT(v.output, Not(HasSubstr("not processed"))) << v.output;
+
+      RunResult b = Nghttp("/" + name, kAuthority, /*verbose=*/false, upgrade);
+      ++requests;
+      EXPECT_EQ(b.exit_code, 0) << b.errors;
+      EXPECT_EQ(b.output.size(), want->size()) << b.errors;
+      EXPECT_TRUE(b.output == *want) << "body differs from " << name;
+    }
+    return requests;
+  }
+
+  int runs_ = 0;
+  TempDir tmp_;
+  fs::path docroot_, out_, nghttpd_log_;
+  std::string small_, big_;
+  std::unique_ptr<Child> nghttpd_;
+  uint16_t upstream_port_ = 0;
+  // Declared in this order so the proxy (which borrows the router) goes first.
+  std::unique_ptr<ServiceRouter> router_;
+  std::shared_ptr<ServicePool> pool_;
+  std::unique_ptr<HttpProxy> proxy_;
+  std::string proxy_url_;
+};
+
+TEST_F(H2cInteropTest, PriorKnowledgeSmallAndLargeFiles) {
+  const int requests = FetchBothFiles(/*upgrade=*/false);
+  // nghttpd saw the requests, with the :authority the client sent (the bytes were spliced,
+  // not rewritten).
+  const std::string log = NghttpdLog();
+  EXPECT_EQ(CountOf(log, ":path: /small.bin"), 2u);
+  EXPECT_EQ(CountOf(log, ":path: /big.bin"), 2u);
+  EXPECT_EQ(CountOf(log, absl::StrCat(":authority: ", kAuthority)), 4u);
+  EXPECT_EQ(pool_->Stats().granted, static_cast<uint64_t>(requests));  // a lease per connection
+  EXPECT_TRUE(WaitNoneInFlight(*pool_));
+}
+
+// nghttpd 1.52 speaks h2c by prior knowledge only: it sends its SETTINGS frame on accept
+// and takes an HTTP/1.1 request for a bad preface (nghttp -u straight at it fails the
+// same way: "Failed to parse HTTP Upgrade response header"). Through the proxy, the
+// Upgrade: h2c request is forwarded and the non-HTTP/1 answer becomes a 502.
+TEST_F(H2cInteropTest, UpgradeToPriorKnowledgeOnlyUpstreamIs502) {
+  RunResult r = Nghttp("/small.bin", kAuthority, /*verbose=*/true, /*upgrade=*/true);
+  EXPECT_THAT(r.output, HasSubstr("HTTP Upgrade request")) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("HTTP/1.1 502 Bad Gateway")) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("HTTP Upgrade failed")) << r.output;
+  EXPECT_EQ(pool_->Stats().granted, 1u);
+  EXPECT_TRUE(WaitNoneInFlight(*pool_));
+}
+
+TEST_F(H2cInteropTest, UnknownAuthorityIsRefusedWithoutUpstreamContact) {
+  for (const std::string authority :
+       {"nope.skiff.test", "web.other.test", "127.0.0.1", "-web.skiff.test"}) {
+    SCOPED_TRACE(authority);
+    const size_t log_before = NghttpdLog().size();
+    RunResult r = Nghttp("/small.bin", authority, /*verbose=*/true, /*upgrade=*/false);
+    // nghttp exits 0 here but says the request got no answer: the proxy closed the
+    // connection.
+    EXPECT_THAT(r.output, HasSubstr("Some requests were not processed")) << r.output;
+    EXPECT_THAT(r.output, Not(HasSubstr(":status:"))) << r.output;
+    EXPECT_THAT(r.output, Not(HasSubstr("recv SETTINGS"))) << r.output;
+    EXPECT_EQ(NghttpdLog().size(), log_before) << "nghttpd was contacted: " << NghttpdLog();
+  }
+  EXPECT_EQ(pool_->Stats().granted, 0u);
+}
+
+TEST_F(H2cInteropTest, H2loadMultiplexesThroughTheProxy) {
+  const fs::path log = tmp_.path() / "h2load.log";
+  RunResult r =
+      RunClient({"/usr/bin/h2load", "-n", "2000", "-c", "4", "-m", "10",
+                 absl::StrCat("--header=:authority: ", kAuthority), proxy_url_ + "/small.bin"},
+                log, {}, absl::Seconds(90));
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("Application protocol: h2c")) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("2000 total, 2000 started, 2000 done, 2000 succeeded, 0 failed"))
+      << r.output;
+  EXPECT_THAT(r.output, HasSubstr("status codes: 2000 2xx")) << r.output;
+  // One lease per client connection: the 2000 streams rode 4 connections.
+  EXPECT_EQ(pool_->Stats().granted, 4u);
+  EXPECT_TRUE(WaitNoneInFlight(*pool_));
+  EXPECT_EQ(CountOf(NghttpdLog(), ":path: /small.bin"), 2000u);
+  const size_t at = r.output.find("finished in");
+  if (at != std::string::npos) {
+    std::printf("h2load through the proxy: %s\n",
+                r.output.substr(at, r.output.find('\n', at) - at).c_str());
+  }
+}
+
+}  // namespace
+}  // namespace skiff::ingress
