@@ -2,6 +2,7 @@
 
 #include <sys/socket.h>
 
+#include <cerrno>
 #include <chrono>
 #include <deque>
 #include <thread>
@@ -14,6 +15,8 @@
 #include "agent/ingress/proxy_metrics.h"
 #include "agent/ingress/proxy_session.h"
 #include "agent/ingress/proxy_upstream_pool.h"
+#include "sandbox/common/status.h"
+#include "sandbox/common/unique_fd.h"
 
 namespace skiff::ingress {
 
@@ -72,6 +75,7 @@ struct ProxyWorker {
   proxy::UpstreamPool pool;
   asio::steady_timer sweep;
   proxy::WorkerContext ctx;
+  tcp protocol = tcp::v4();  // the listener's
   bool stopping = false;
   std::thread thread;
 };
@@ -87,20 +91,37 @@ struct HttpProxy::Impl {
 
 namespace {
 
+// Asio 1.74 accepts without SOCK_CLOEXEC: wait for readability, then accept4 (skiffd forks
+// shims, which must not inherit client connections).
 asio::awaitable<void> AcceptLoop(ProxyWorker& w) {
+  constexpr int kAcceptsPerWakeup = 32;
   error_code ec;
   asio::steady_timer backoff(w.ioc);
   while (!w.stopping) {
-    tcp::socket socket = co_await w.acceptor.async_accept(Await(ec));
-    if (w.stopping) break;
+    co_await w.acceptor.async_wait(tcp::acceptor::wait_read, Await(ec));
+    if (w.stopping || !w.acceptor.is_open()) break;
     if (ec) {
       if (ec == asio::error::operation_aborted || ec == asio::error::bad_descriptor) break;
-      // EMFILE and the like: let connections drain a little before trying again.
-      backoff.expires_after(std::chrono::milliseconds(10));
-      co_await backoff.async_wait(Await(ec));
       continue;
     }
-    proxy::ClientSession::Launch(w.ioc, w.ctx, std::move(socket));
+    for (int i = 0; i < kAcceptsPerWakeup && !w.stopping; ++i) {
+      const int c =
+          ::accept4(w.acceptor.native_handle(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+      if (c < 0) {
+        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+          // Out of fds: let connections drain a little before trying again.
+          backoff.expires_after(std::chrono::milliseconds(10));
+          co_await backoff.async_wait(Await(ec));
+        }
+        break;  // EAGAIN (backlog empty), ECONNABORTED, EINTR...: the next wait tells
+      }
+      UniqueFd conn(c);
+      tcp::socket socket(w.ioc);
+      socket.assign(w.protocol, conn.get(), ec);
+      if (ec) continue;  // conn still owns (and closes) the fd
+      conn.Release();    // owned by the socket now
+      proxy::ClientSession::Launch(w.ioc, w.ctx, std::move(socket));
+    }
   }
 }
 
@@ -115,9 +136,16 @@ asio::awaitable<void> SweepLoop(ProxyWorker& w) {
 }
 
 absl::Status Listen(ProxyWorker& w, const tcp::endpoint& endpoint, const std::string& listen) {
+  // Opened here, not by Asio: Asio's open() does not set SOCK_CLOEXEC.
+  UniqueFd fd(
+      ::socket(endpoint.protocol().family(), SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  if (!fd) return ErrnoStatus(errno, "socket(", listen, ")");
   error_code ec;
-  w.acceptor.open(endpoint.protocol(), ec);
-  if (!ec) w.acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
+  w.protocol = endpoint.protocol();
+  w.acceptor.assign(w.protocol, fd.get(), ec);
+  if (ec) return absl::InternalError(absl::StrCat("socket(", listen, "): ", ec.message()));
+  fd.Release();  // the acceptor owns it now
+  w.acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
   if (!ec) w.acceptor.set_option(ReusePort(true), ec);
   if (ec) return absl::InternalError(absl::StrCat("socket(", listen, "): ", ec.message()));
   w.acceptor.bind(endpoint, ec);

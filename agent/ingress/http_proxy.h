@@ -21,9 +21,15 @@
 //   when the request had no body.
 // - Errors from routing (404/429/503 with Retry-After) are answered in plain text with
 //   Connection kept alive (closed instead when the request had a body, which is not read).
-// - The request (header and body) is sent before the response is read, as nginx's default
-//   request buffering does, but streamed; `Expect: 100-continue` is forwarded and the
+// - Full duplex: the request body is streamed upstream while the response is read and
+//   streamed back (an upstream may echo as it reads). An upstream that answers before the
+//   body ended: if it keeps the connection, the body gets 1 s more to finish; if it closes,
+//   the body is cut at once; either way an unfinished body closes the client connection
+//   after the response (lingering: we stop sending and drop what arrives, up to 1 s) and
+//   the upstream connection is not reused. `Expect: 100-continue` is forwarded and the
 //   upstream's 100 relayed before the body moves. Other 1xx responses are relayed too.
+// - Every socket is close-on-exec (listener, accepted and upstream connections): skiffd
+//   forks shims.
 // - h2c: `Upgrade: h2c` is forwarded like any upgrade (HTTP2-Settings kept) and spliced
 //   after 101. HTTP/2 with prior knowledge (gRPC's way; the connection starts with the
 //   "PRI * HTTP/2.0" preface) is routed by its first request's :authority (HPACK-decoded

@@ -15,12 +15,16 @@
 #include "absl/time/clock.h"
 #include "agent/ingress/proxy_h2c.h"
 #include "agent/ingress/proxy_headers.h"
+#include "sandbox/common/unique_fd.h"
 
 namespace skiff::ingress::proxy {
 namespace {
 
 constexpr size_t kBodyBufferBytes = 64 * 1024;
 constexpr size_t kTunnelBufferBytes = 16 * 1024;
+// How long a request body may still be pumped once a keep-alive upstream's response is
+// complete (see Forward).
+constexpr std::chrono::seconds kEarlyAnswerGrace{1};
 // Not boost::none: Beast 1.74 compares `length > body_limit_` with the optional, and any
 // length is greater than an empty optional (every body would be "too large").
 constexpr uint64_t kUnlimited = std::numeric_limits<uint64_t>::max();
@@ -62,6 +66,25 @@ asio::awaitable<void> ReadBody(tcp::socket& s, beast::flat_buffer& b, Parser& p,
     if (!WouldBlock(ec)) co_return;
   }
   co_await http::async_read(s, b, p, Await(ec));
+}
+
+template <class Serializer>
+asio::awaitable<void> WriteHeader(tcp::socket& s, Serializer& sr, error_code& ec) {
+  ec = {};
+  http::write_header(s, sr, ec);
+  if (!WouldBlock(ec)) co_return;
+  co_await http::async_write_header(s, sr, Await(ec));
+}
+
+// Asio's open() does not set SOCK_CLOEXEC, and skiffd forks shims that must not inherit
+// connections: open the socket here and hand it to `s`.
+error_code OpenCloexec(tcp::socket& s, const tcp& protocol) {
+  UniqueFd fd(::socket(protocol.family(), SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd) return error_code(errno, asio::error::get_system_category());
+  error_code ec;
+  s.assign(protocol, fd.get(), ec);
+  if (!ec) fd.Release();  // the socket owns it now
+  return ec;
 }
 
 template <class Serializer>
@@ -129,6 +152,7 @@ bool IsParseError(const error_code& ec) {
 struct ClientSession::Exchange {
   Exchange() { req.body_limit(kUnlimited); }
   Parser<true> req;
+  std::optional<Serializer<true>> req_sr;  // req, forwarded (after req: destroyed first)
   std::optional<Parser<false>> res;
   Clock::time_point start;
   unsigned client_version = 11;
@@ -189,6 +213,7 @@ asio::awaitable<void> ClientSession::Run() {
     bool keep = co_await ServeOne();
     if (!keep) break;
   }
+  if (linger_close_ && !closed_) co_await LingeringClose();
   closed_ = true;
   error_code ignored;
   client_.shutdown(tcp::socket::shutdown_both, ignored);
@@ -350,6 +375,9 @@ asio::awaitable<bool> ClientSession::WriteError(Exchange& x) {
   x.response_started = true;
   error_code ec;
   co_await http::async_write(client_, *x.error, Await(ec));
+  // A close after an answer of ours may leave request bytes unread (a body, the rest of a
+  // huge header): linger, or the close could be a RST that overtakes the answer.
+  if (!x.error->keep_alive()) linger_close_ = true;
   co_return x.error->keep_alive() && !ec;
 }
 
@@ -441,6 +469,78 @@ asio::awaitable<bool> ClientSession::ServeOne() {
   co_return keep && !closed_;
 }
 
+struct ClientSession::BodyPump {
+  explicit BodyPump(const asio::any_io_executor& executor)
+      : signal(executor, Clock::time_point::max()) {}
+  bool done = false;
+  RelayResult result;
+  asio::steady_timer signal;  // cancelled when the pump ends
+};
+
+void ClientSession::StartPump(Exchange& x) {
+  if (!pump_buf_) pump_buf_.reset(new char[kBodyBufferBytes]);
+  auto pump = std::make_shared<BodyPump>(client_.get_executor());
+  pump_ = pump;
+  asio::co_spawn(
+      client_.get_executor(),
+      Relay<true>(client_, client_buf_, x.req, *upstream_, *x.req_sr, pump_buf_.get(), nullptr),
+      [self = shared_from_this(), pump](std::exception_ptr, RelayResult r) {
+        pump->done = true;
+        pump->result = r;
+        // A client that vanished or sent a broken body: the upstream got a
+        // truncated request, so the exchange is over (the response side sees
+        // its connection closed).
+        if (r.ec && r.source_failed) self->CloseUpstream();
+        pump->signal.cancel();
+      });
+}
+
+asio::awaitable<bool> ClientSession::JoinPump(Clock::duration grace) {
+  std::shared_ptr<BodyPump> pump = pump_;
+  if (!pump) co_return true;
+  error_code ec;
+  if (!pump->done && grace > Clock::duration::zero()) {
+    pump->signal.expires_after(grace);
+    co_await pump->signal.async_wait(Await(ec));
+  }
+  if (!pump->done) {
+    CloseUpstream();  // cancels a write to the upstream
+    error_code ignored;
+    client_.cancel(ignored);  // and a read from the client
+    pump->signal.expires_at(Clock::time_point::max());
+    while (!pump->done) co_await pump->signal.async_wait(Await(ec));
+  }
+  pump_.reset();
+  co_return !pump->result.ec;
+}
+
+bool ClientSession::PumpFailedOnClient() const {
+  return pump_ && pump_->done && pump_->result.ec && pump_->result.source_failed;
+}
+
+asio::awaitable<void> ClientSession::DropUpstream() {
+  CloseUpstream();
+  co_await JoinPump(Clock::duration::zero());
+  upstream_.reset();
+}
+
+asio::awaitable<void> ClientSession::LingeringClose() {
+  constexpr uint64_t kMaxLingerBytes = 64ull << 20;
+  error_code ec;
+  client_.shutdown(tcp::socket::shutdown_send, ec);
+  if (ec) co_return;
+  // The watchdog closes the client when the second is over.
+  SetDeadline(Clock::now() + std::chrono::seconds(1), DeadlineKind::kClientIdle);
+  client_buf_.clear();
+  for (uint64_t total = 0; total < kMaxLingerBytes && !closed_;) {
+    const size_t n = co_await client_.async_read_some(
+        asio::buffer(body_buf_.get(), kBodyBufferBytes), Await(ec));
+    if (ec) break;
+    total += n;
+  }
+  ClearDeadline();
+}
+
 asio::awaitable<bool> ClientSession::Forward(Exchange& x) {
   const HttpProxyOptions& opts = *ctx_.options;
   const BackendInfo& backend = x.lease.backend();
@@ -469,7 +569,6 @@ asio::awaitable<bool> ClientSession::Forward(Exchange& x) {
     co_return co_await WriteError(x);
   }
 
-  bool body_sent = false;  // a write of the request reached the upstream socket
   bool client_body_unread = false;
   for (int attempt = 0;; ++attempt) {
     bool reused = false;
@@ -483,7 +582,8 @@ asio::awaitable<bool> ClientSession::Forward(Exchange& x) {
       SetDeadline(std::min(request_deadline,
                            Clock::now() + absl::ToChronoNanoseconds(opts.upstream_connect_timeout)),
                   DeadlineKind::kConnect);
-      co_await upstream_->async_connect(endpoint, Await(ec));
+      ec = OpenCloexec(*upstream_, endpoint.protocol());
+      if (!ec) co_await upstream_->async_connect(endpoint, Await(ec));
       if (closed_) co_return false;
       if (ec) {
         ClearDeadline();
@@ -505,16 +605,18 @@ asio::awaitable<bool> ClientSession::Forward(Exchange& x) {
       SetDeadline(request_deadline, DeadlineKind::kRequest);
     }
 
-    // The request: header and body (or only the header, when the client waits for 100).
-    Serializer<true> sr{req};
+    // The request header; a body is pumped by a coroutine of its own (StartPump) while the
+    // response is read, unless the client waits for 100 Continue first.
+    x.req_sr.emplace(req);
     const bool has_body = !x.req.is_done();
     RelayResult sent;
-    if (expect_continue && has_body) {
-      co_await http::async_write_header(*upstream_, sr, Await(ec));
-      sent.ec = ec;
+    if (!has_body) {
+      sent = co_await Relay<true>(client_, client_buf_, x.req, *upstream_, *x.req_sr,
+                                  body_buf_.get(), nullptr);
     } else {
-      sent = co_await Relay<true>(client_, client_buf_, x.req, *upstream_, sr, body_buf_.get(),
-                                  &body_sent);
+      co_await WriteHeader(*upstream_, *x.req_sr, ec);
+      sent.ec = ec;
+      if (!ec && !expect_continue) StartPump(x);
     }
     if (!sent.ec) {
       x.res.emplace();
@@ -530,17 +632,14 @@ asio::awaitable<bool> ClientSession::Forward(Exchange& x) {
           co_await asio::async_write(client_, asio::buffer(kContinue, sizeof(kContinue) - 1),
                                      Await(ec));
           if (!ec) {
-            sent = co_await Relay<true>(client_, client_buf_, x.req, *upstream_, sr,
-                                        body_buf_.get(), &body_sent);
-          }
-          if (!ec && !sent.ec) {
+            StartPump(x);
             x.res.emplace();
             x.res->header_limit(static_cast<uint32_t>(opts.max_header_bytes));
             x.res->body_limit(kUnlimited);
             if (x.head) x.res->skip(true);
             co_await ReadHeader(*upstream_, upstream_buf_, *x.res, ec);
             sent.ec = ec;
-          } else if (ec) {
+          } else {
             sent = RelayResult{ec, true};
           }
         } else {
@@ -548,27 +647,24 @@ asio::awaitable<bool> ClientSession::Forward(Exchange& x) {
         }
       }
     }
-    if (closed_) co_return false;
+    if (closed_) {
+      co_await DropUpstream();
+      co_return false;
+    }
     if (sent.ec) {
+      const bool client_failed = sent.source_failed || PumpFailedOnClient();
+      co_await DropUpstream();
       if (timed_out_) {
         ctx_.metrics->UpstreamError(x.service, "timeout");
-        CloseUpstream();
-        upstream_.reset();
         if (x.response_started) co_return false;
         PrepareError(x, 504, "upstream request timed out", std::nullopt, false);
         co_return co_await WriteError(x);
       }
-      if (sent.source_failed) {  // the client went away or sent a bad body
-        co_return false;
-      }
+      if (client_failed) co_return false;  // the client went away or sent a bad body
       if (reused && attempt == 0 && !has_body && IsStaleConnectionError(sent.ec)) {
-        CloseUpstream();
-        upstream_.reset();
         continue;  // a keep-alive connection the backend closed while idle: once more, fresh
       }
       ctx_.metrics->UpstreamError(x.service, "reset");
-      CloseUpstream();
-      upstream_.reset();
       if (x.response_started) co_return false;
       PrepareError(x, 502,
                    absl::StrCat("upstream ", key, " failed before a response: ", sent.ec.message()),
@@ -596,8 +692,7 @@ asio::awaitable<bool> ClientSession::Forward(Exchange& x) {
     }
     if (ec) {
       if (timed_out_) ctx_.metrics->UpstreamError(x.service, "timeout");
-      CloseUpstream();
-      upstream_.reset();
+      co_await DropUpstream();
       co_return false;
     }
   }
@@ -607,14 +702,15 @@ asio::awaitable<bool> ClientSession::Forward(Exchange& x) {
   const bool switching = status == 101;
   if (switching && !x.upgrade) {
     ctx_.metrics->UpstreamError(x.service, "reset");
-    CloseUpstream();
-    upstream_.reset();
+    co_await DropUpstream();
     PrepareError(x, 502, "upstream switched protocols unasked", std::nullopt, false);
     co_return co_await WriteError(x);
   }
-  const bool upstream_reusable = !switching && res.keep_alive() && !x.res->need_eof() &&
-                                 x.req.is_done() && !client_body_unread;
-  bool keep = x.client_keep_alive && x.req.is_done() && !client_body_unread && !switching;
+  const bool upstream_keeps = !switching && res.keep_alive() && !x.res->need_eof();
+  bool keep = x.client_keep_alive && !client_body_unread && !switching;
+  // An upstream that answers before the request body ended and then closes: the rest of
+  // the body will not be read, so the client connection closes after the response.
+  if (!x.req.is_done() && !upstream_keeps) keep = false;
   const bool has_body = !(x.head || status == 204 || status == 304 || switching);
   const bool length_known = x.res->content_length().has_value();
   StripHopByHop(res, switching);
@@ -634,13 +730,13 @@ asio::awaitable<bool> ClientSession::Forward(Exchange& x) {
   RelayResult got = co_await Relay<false>(*upstream_, upstream_buf_, *x.res, client_, rsr,
                                           body_buf_.get(), &x.response_started);
   if (got.ec) {
+    const bool client_failed = PumpFailedOnClient();
     if (timed_out_)
       ctx_.metrics->UpstreamError(x.service, "timeout");
-    else if (got.source_failed)
+    else if (got.source_failed && !client_failed)
       ctx_.metrics->UpstreamError(x.service, "reset");
-    CloseUpstream();
-    upstream_.reset();
-    if (!x.response_started && !closed_) {
+    co_await DropUpstream();
+    if (!x.response_started && !closed_ && !client_failed) {
       if (timed_out_) {
         PrepareError(x, 504, "upstream request timed out", std::nullopt, false);
         co_return co_await WriteError(x);
@@ -650,12 +746,23 @@ asio::awaitable<bool> ClientSession::Forward(Exchange& x) {
     }
     co_return false;
   }
+  // The response is complete. A body still being pumped gets a moment to finish (its last
+  // write may have completed already, its coroutine not resumed yet); an upstream that
+  // closes gets none: the body is cut and the client connection closed.
+  const bool body_ok =
+      co_await JoinPump(upstream_keeps ? kEarlyAnswerGrace : Clock::duration::zero());
   ClearDeadline();
+  const bool body_complete = body_ok && x.req.is_done() && !client_body_unread;
+  if (!body_complete) {
+    keep = false;
+    linger_close_ = true;
+  }
   if (switching) {
-    co_await Tunnel();
+    if (body_complete) co_await Tunnel();
+    co_await DropUpstream();
     co_return false;
   }
-  if (upstream_reusable && upstream_buf_.size() == 0 && !closed_) {
+  if (upstream_keeps && body_complete && upstream_buf_.size() == 0 && !closed_) {
     ctx_.pool->Put(key, std::move(*upstream_));
   } else {
     CloseUpstream();
@@ -711,7 +818,8 @@ asio::awaitable<bool> ClientSession::ServeH2cPriorKnowledge(Exchange& x) {
   upstream_buf_.clear();
   SetDeadline(Clock::now() + absl::ToChronoNanoseconds(opts.upstream_connect_timeout),
               DeadlineKind::kConnect);
-  co_await upstream_->async_connect(endpoint, Await(ec));
+  ec = OpenCloexec(*upstream_, endpoint.protocol());
+  if (!ec) co_await upstream_->async_connect(endpoint, Await(ec));
   ClearDeadline();
   if (closed_) co_return false;
   if (ec) {

@@ -3,6 +3,9 @@
 // One client connection of the reverse proxy: reads requests one after another
 // (keep-alive), routes each through the Router, forwards it over a pooled upstream
 // connection, streams the response back, and splices a WebSocket (101) tunnel.
+// Full duplex: a request body is pumped upstream by a coroutine of its own while the
+// response is read and relayed, so an upstream may answer (and stream its answer) before
+// the body ends.
 //
 // Threads: a session lives on one proxy thread (its worker's io_context); every member is
 // touched only there. The Router's `done` may run anywhere: it is posted back.
@@ -51,6 +54,7 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
  private:
   enum class DeadlineKind { kNone, kClientIdle, kConnect, kRequest };
   struct Exchange;
+  struct BodyPump;
 
   static asio::awaitable<void> RunSession(std::shared_ptr<ClientSession> self);
   asio::awaitable<void> Run();
@@ -62,6 +66,18 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   asio::awaitable<bool> Forward(Exchange& x);
   asio::awaitable<bool> ServeH2cPriorKnowledge(Exchange& x);
   asio::awaitable<void> Tunnel();
+  // Starts pumping x's request body (header already sent) from the client to the upstream.
+  void StartPump(Exchange& x);
+  // Waits for the body pump (if any) up to `grace`, then stops it (closing the upstream);
+  // returns whether it relayed the whole body.
+  asio::awaitable<bool> JoinPump(Clock::duration grace);
+  // Whether the body pump ended because reading the client failed.
+  bool PumpFailedOnClient() const;
+  // Closes the upstream connection, stops the body pump, forgets the socket.
+  asio::awaitable<void> DropUpstream();
+  // Before closing a client whose request body was not read to its end: stop sending, read
+  // and drop what still arrives (bounded), so the close is not a RST ahead of the answer.
+  asio::awaitable<void> LingeringClose();
   // An answer of the proxy's own (routing errors, 400/431/502/504) into x.error; then
   // WriteError sends it. (Two steps: no temporaries inside co_await expressions, which
   // g++ 12 can destroy twice.)
@@ -83,6 +99,9 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   std::optional<tcp::socket> upstream_;
   beast::flat_buffer upstream_buf_;
   std::unique_ptr<char[]> body_buf_;  // one per connection: bodies stream through it
+  std::unique_ptr<char[]> pump_buf_;  // the request body's own, allocated on first use
+  std::shared_ptr<BodyPump> pump_;    // the running request-body pump, if any
+  bool linger_close_ = false;         // the client's request body was left unread
 
   asio::steady_timer timer_;
   Clock::time_point deadline_;

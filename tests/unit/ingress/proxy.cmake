@@ -5,3 +5,6 @@ skiff_add_test(NAME ingress_proxy_headers_test SOURCES proxy_headers_test.cc
                LIBS skiff_ingress_proxy LABELS "unit;ingress" TIMEOUT 30)
 skiff_add_test(NAME ingress_proxy_h2c_test SOURCES proxy_h2c_test.cc
                LIBS skiff_ingress_proxy LABELS "unit;ingress" TIMEOUT 30)
+# Full-duplex bodies (echo as it reads, early answers) and close-on-exec fds (loopback only).
+skiff_add_test(NAME ingress_proxy_duplex_test SOURCES proxy_duplex_test.cc
+               LIBS skiff_ingress_proxy LABELS "unit;ingress" TIMEOUT 120)
