@@ -145,6 +145,43 @@ void SkiffdProcess::RemoveCgroupParent() {
   }
 }
 
+absl::Status SkiffdProcess::DeleteAll() {
+  absl::Status result;
+  auto note = [&](const grpc::Status& st, const std::string& what) {
+    if (!st.ok() && result.ok()) {
+      result = absl::Status(static_cast<absl::StatusCode>(st.error_code()),
+                            absl::StrCat(what, ": ", st.error_message()));
+    }
+  };
+  const auto deadline = [] { return std::chrono::system_clock::now() + std::chrono::seconds(60); };
+  if (options_.ingress) {
+    grpc::ClientContext ctx;
+    v1::ListServicesResponse services;
+    note(stub_->ListServices(&ctx, v1::ListServicesRequest(), &services), "ListServices");
+    for (const auto& svc : services.services()) {
+      grpc::ClientContext dctx;
+      dctx.set_deadline(deadline());
+      v1::DeleteServiceRequest req;
+      req.set_name(svc.name());
+      v1::DeleteServiceResponse resp;
+      note(stub_->DeleteService(&dctx, req, &resp), "DeleteService(" + svc.name() + ")");
+    }
+  }
+  grpc::ClientContext ctx;
+  v1::ListInstancesResponse list;
+  note(stub_->ListInstances(&ctx, v1::ListInstancesRequest(), &list), "ListInstances");
+  for (const auto& inst : list.instances()) {
+    grpc::ClientContext dctx;
+    dctx.set_deadline(deadline());
+    v1::DeleteInstanceRequest req;
+    req.set_instance_id(inst.id());
+    req.set_force(true);
+    v1::DeleteInstanceResponse resp;
+    note(stub_->DeleteInstance(&dctx, req, &resp), "DeleteInstance(" + inst.id() + ")");
+  }
+  return result;
+}
+
 absl::StatusOr<uint16_t> FreeLoopbackPort() {
   UniqueFd fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!fd) return ErrnoStatus(errno, "socket(AF_INET)");

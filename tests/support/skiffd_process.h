@@ -51,6 +51,9 @@ class SkiffdProcess {
   uint16_t ingress_port() const { return ingress_port_; }  // 0 without options.ingress
   uint16_t admin_port() const { return admin_port_; }
   bool running() const { return pid_ > 0; }
+  // Deletes every service (when the ingress runs; its instances stop gracefully) and then
+  // every instance (force: grace 0). The first error, naming what failed, if any.
+  absl::Status DeleteAll();
   // Removes the (empty) per-test cgroup parent from every v1 hierarchy.
   void RemoveCgroupParent();
 

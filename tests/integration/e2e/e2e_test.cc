@@ -118,17 +118,8 @@ class E2ETest : public ::testing::Test {
 
   void TearDown() override {
     if (skiffd_ == nullptr) return;
-    grpc::ClientContext ctx;
-    v1::ListInstancesResponse list;
-    if (skiffd_->running() && stub().ListInstances(&ctx, v1::ListInstancesRequest(), &list).ok()) {
-      for (const auto& i : list.instances()) {
-        grpc::ClientContext dctx;
-        v1::DeleteInstanceRequest req;
-        req.set_instance_id(i.id());
-        req.set_force(true);
-        v1::DeleteInstanceResponse resp;
-        SKIFF_EXPECT_OK(FromGrpc(stub().DeleteInstance(&dctx, req, &resp), "Delete " + i.id()));
-      }
+    if (skiffd_->running()) {
+      SKIFF_EXPECT_OK(skiffd_->DeleteAll());
     }
     SKIFF_EXPECT_OK(skiffd_->Stop());
     // The per-test cgroup parent is the fixture's, not an instance's: remove it.

@@ -117,30 +117,7 @@ class IngressE2ETest : public ::testing::Test {
   void TearDown() override {
     if (skiffd_ == nullptr) return;
     if (skiffd_->running()) {
-      grpc::ClientContext lctx;
-      v1::ListServicesResponse services;
-      if (stub().ListServices(&lctx, v1::ListServicesRequest(), &services).ok()) {
-        for (const auto& s : services.services()) {
-          grpc::ClientContext dctx;
-          dctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
-          v1::DeleteServiceRequest req;
-          req.set_name(s.name());
-          v1::DeleteServiceResponse resp;
-          SKIFF_EXPECT_OK(FromGrpc(stub().DeleteService(&dctx, req, &resp), "DeleteService"));
-        }
-      }
-      grpc::ClientContext ctx;
-      v1::ListInstancesResponse list;
-      if (stub().ListInstances(&ctx, v1::ListInstancesRequest(), &list).ok()) {
-        for (const auto& i : list.instances()) {
-          grpc::ClientContext dctx;
-          v1::DeleteInstanceRequest req;
-          req.set_instance_id(i.id());
-          req.set_force(true);
-          v1::DeleteInstanceResponse resp;
-          SKIFF_EXPECT_OK(FromGrpc(stub().DeleteInstance(&dctx, req, &resp), "Delete " + i.id()));
-        }
-      }
+      SKIFF_EXPECT_OK(skiffd_->DeleteAll());
     }
     SKIFF_EXPECT_OK(skiffd_->Stop());
     skiffd_->RemoveCgroupParent();
