@@ -14,7 +14,7 @@ PACKAGES=(
   # runtime tools, test payloads and peers
   python3 openssl debootstrap iproute2 curl jq busybox-static docker-registry skopeo umoci crun runc hyperfine
   # ingress peers: a reverse proxy to compare with, a load generator, a metrics scraper
-  nginx-light wrk prometheus nghttp2-client nghttp2-server
+  nginx-light wrk prometheus nghttp2-client nghttp2-server containerd
 )
 
 missing=()
