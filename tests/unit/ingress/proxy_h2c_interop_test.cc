@@ -9,6 +9,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <nghttp2/nghttp2.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -17,21 +19,34 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <optional>
 #include <random>
+#include <set>
 #include <sstream>
 #include <string>
+#include <string_view>
+#include <thread>
 #include <utility>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "agent/ingress/concurrency_gate.h"
@@ -218,6 +233,230 @@ size_t CountOf(const std::string& haystack, const std::string& needle) {
   return n;
 }
 
+// An h2c upstream that does what nghttpd does not: the HTTP/1.1 `Upgrade: h2c` dance
+// (RFC 7540 §3.2), built on libnghttp2 (the library nghttpd is made of). It answers 101,
+// hands the HTTP2-Settings to nghttp2_session_upgrade2, answers stream 1 (the upgraded
+// request) and any later stream with the file at :path under `docroot` (404 if none).
+// A request without `Upgrade: h2c` gets 400. Records every HTTP/1.1 request header block
+// it received. One thread per connection; the destructor shuts every socket and joins.
+class UpgradeH2Server {
+ public:
+  explicit UpgradeH2Server(fs::path docroot) : docroot_(std::move(docroot)) {
+    listen_ = UniqueFd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(addr);
+    if (::bind(listen_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+        ::listen(listen_.get(), 64) != 0 ||
+        ::getsockname(listen_.get(), reinterpret_cast<sockaddr*>(&addr), &len) != 0)
+      return;
+    port_ = ntohs(addr.sin_port);
+    accept_thread_ = std::thread([this] { AcceptLoop(); });
+  }
+  ~UpgradeH2Server() {
+    stopping_ = true;
+    ::shutdown(listen_.get(), SHUT_RDWR);
+    if (accept_thread_.joinable()) accept_thread_.join();
+    std::vector<std::thread> threads;
+    {
+      absl::MutexLock lock(&mu_);
+      for (int fd : open_fds_) ::shutdown(fd, SHUT_RDWR);
+      threads.swap(conn_threads_);
+    }
+    for (auto& t : threads) t.join();
+  }
+
+  uint16_t port() const { return port_; }
+  std::vector<std::string> Requests() const {
+    absl::MutexLock lock(&mu_);
+    return requests_;
+  }
+  int streams_answered() const {
+    absl::MutexLock lock(&mu_);
+    return streams_answered_;
+  }
+
+ private:
+  struct Stream {
+    std::string path;
+    std::string body;
+    size_t sent = 0;
+  };
+  struct Conn {
+    UpgradeH2Server* server;
+    int fd;
+    std::map<int32_t, Stream> streams;
+  };
+
+  void AcceptLoop() {
+    while (!stopping_) {
+      int fd = ::accept4(listen_.get(), nullptr, nullptr, SOCK_CLOEXEC);
+      if (fd < 0) {
+        if (errno == EINTR) continue;
+        return;
+      }
+      // As nghttpd does: without it, Nagle holds the small frames back behind delayed
+      // ACKs (a 5 MB body took ~3 s).
+      const int one = 1;
+      ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+      absl::MutexLock lock(&mu_);
+      open_fds_.insert(fd);
+      conn_threads_.emplace_back([this, fd] {
+        Serve(fd);
+        absl::MutexLock l(&mu_);
+        open_fds_.erase(fd);
+        UniqueFd closer(fd);
+      });
+    }
+  }
+
+  static bool WriteAll(int fd, std::string_view data) {
+    while (!data.empty()) {
+      ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
+      if (n <= 0) return false;
+      data.remove_prefix(n);
+    }
+    return true;
+  }
+
+  void Serve(int fd) {
+    std::string in;
+    char buf[16384];
+    size_t end;
+    while ((end = in.find("\r\n\r\n")) == std::string::npos) {
+      ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+      if (n <= 0) return;
+      in.append(buf, n);
+    }
+    const std::string head = in.substr(0, end + 4);
+    in.erase(0, end + 4);
+    {
+      absl::MutexLock lock(&mu_);
+      requests_.push_back(head);
+    }
+    std::string path, settings;
+    bool upgrade = false;
+    bool first = true;
+    for (absl::string_view line : absl::StrSplit(head, "\r\n", absl::SkipEmpty())) {
+      if (first) {
+        std::vector<std::string> parts = absl::StrSplit(line, ' ');
+        if (parts.size() == 3) path = parts[1];
+        first = false;
+        continue;
+      }
+      const size_t colon = line.find(':');
+      if (colon == absl::string_view::npos) continue;
+      const std::string name = absl::AsciiStrToLower(line.substr(0, colon));
+      const std::string value(absl::StripAsciiWhitespace(line.substr(colon + 1)));
+      if (name == "upgrade" && absl::AsciiStrToLower(value) == "h2c") upgrade = true;
+      if (name == "http2-settings") settings = value;
+    }
+    std::string settings_payload;
+    if (!upgrade || !absl::WebSafeBase64Unescape(settings, &settings_payload)) {
+      WriteAll(fd, "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+      return;
+    }
+    if (!WriteAll(fd,
+                  "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n"
+                  "Upgrade: h2c\r\n\r\n"))
+      return;
+
+    Conn conn{this, fd, {}};
+    nghttp2_session_callbacks* cbs = nullptr;
+    nghttp2_session_callbacks_new(&cbs);
+    nghttp2_session_callbacks_set_send_callback(cbs, &SendCb);
+    nghttp2_session_callbacks_set_on_header_callback(cbs, &HeaderCb);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, &FrameRecvCb);
+    nghttp2_session* session = nullptr;
+    nghttp2_session_server_new(&session, cbs, &conn);
+    nghttp2_session_callbacks_del(cbs);
+    absl::Cleanup del_session = [session] { nghttp2_session_del(session); };
+    if (nghttp2_session_upgrade2(session, reinterpret_cast<const uint8_t*>(settings_payload.data()),
+                                 settings_payload.size(), /*head_request=*/0, nullptr) != 0)
+      return;
+    nghttp2_submit_settings(session, NGHTTP2_FLAG_NONE, nullptr, 0);
+    conn.streams[1].path = path;
+    Respond(session, conn, 1);
+    if (!in.empty() && nghttp2_session_mem_recv(
+                           session, reinterpret_cast<const uint8_t*>(in.data()), in.size()) < 0)
+      return;
+    while (nghttp2_session_want_read(session) || nghttp2_session_want_write(session)) {
+      if (nghttp2_session_send(session) != 0) return;
+      if (!nghttp2_session_want_read(session)) break;
+      ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+      if (n <= 0) return;
+      if (nghttp2_session_mem_recv(session, reinterpret_cast<const uint8_t*>(buf), n) < 0) return;
+    }
+  }
+
+  void Respond(nghttp2_session* session, Conn& conn, int32_t stream_id) {
+    Stream& s = conn.streams[stream_id];
+    std::string status = "404";
+    const fs::path file = docroot_ / fs::path(s.path).relative_path();
+    if (!s.path.empty() && s.path.find("..") == std::string::npos && fs::is_regular_file(file)) {
+      s.body = ReadFile(file);
+      status = "200";
+    }
+    const std::string length = std::to_string(s.body.size());
+    nghttp2_nv nva[] = {
+        {const_cast<uint8_t*>(reinterpret_cast<const uint8_t*>(":status")),
+         reinterpret_cast<uint8_t*>(status.data()), 7, status.size(), NGHTTP2_NV_FLAG_NONE},
+        {const_cast<uint8_t*>(reinterpret_cast<const uint8_t*>("content-length")),
+         reinterpret_cast<uint8_t*>(const_cast<char*>(length.data())), 14, length.size(),
+         NGHTTP2_NV_FLAG_NONE}};
+    nghttp2_data_provider provider{};
+    provider.read_callback = &ReadCb;
+    nghttp2_submit_response(session, stream_id, nva, 2, &provider);
+    absl::MutexLock lock(&mu_);
+    ++streams_answered_;
+  }
+
+  static ssize_t SendCb(nghttp2_session*, const uint8_t* data, size_t length, int, void* user) {
+    auto* conn = static_cast<Conn*>(user);
+    if (!WriteAll(conn->fd, std::string_view(reinterpret_cast<const char*>(data), length)))
+      return NGHTTP2_ERR_CALLBACK_FAILURE;
+    return static_cast<ssize_t>(length);
+  }
+  static int HeaderCb(nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name,
+                      size_t namelen, const uint8_t* value, size_t valuelen, uint8_t, void* user) {
+    auto* conn = static_cast<Conn*>(user);
+    if (frame->hd.type == NGHTTP2_HEADERS &&
+        std::string_view(reinterpret_cast<const char*>(name), namelen) == ":path")
+      conn->streams[frame->hd.stream_id].path.assign(reinterpret_cast<const char*>(value),
+                                                     valuelen);
+    return 0;
+  }
+  static int FrameRecvCb(nghttp2_session* session, const nghttp2_frame* frame, void* user) {
+    auto* conn = static_cast<Conn*>(user);
+    if (frame->hd.type == NGHTTP2_HEADERS && frame->hd.stream_id != 1 &&
+        (frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
+      conn->server->Respond(session, *conn, frame->hd.stream_id);
+    return 0;
+  }
+  static ssize_t ReadCb(nghttp2_session*, int32_t stream_id, uint8_t* buf, size_t length,
+                        uint32_t* data_flags, nghttp2_data_source*, void* user) {
+    auto* conn = static_cast<Conn*>(user);
+    Stream& s = conn->streams[stream_id];
+    const size_t n = std::min(length, s.body.size() - s.sent);
+    std::memcpy(buf, s.body.data() + s.sent, n);
+    s.sent += n;
+    if (s.sent == s.body.size()) *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+    return static_cast<ssize_t>(n);
+  }
+
+  const fs::path docroot_;
+  UniqueFd listen_;
+  uint16_t port_ = 0;
+  std::atomic<bool> stopping_{false};
+  std::thread accept_thread_;
+  mutable absl::Mutex mu_;
+  std::set<int> open_fds_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::thread> conn_threads_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::string> requests_ ABSL_GUARDED_BY(mu_);
+  int streams_answered_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
 class H2cInteropTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -286,12 +525,13 @@ class H2cInteropTest : public ::testing::Test {
   // (frames on stdout, body discarded); else the body alone on stdout, messages in
   // `errors`. upgrade: -u (HTTP/1.1 Upgrade: h2c first) instead of prior knowledge.
   RunResult Nghttp(const std::string& path, const std::string& authority, bool verbose,
-                   bool upgrade) {
+                   bool upgrade, const std::string& pin = "") {
     // With -u, nghttp's HTTP/1.1 request takes its Host from the URI unless given a
     // "host" header (an ":authority" one is ignored there).
     std::vector<std::string> argv = {
         "/usr/bin/nghttp", "-t", "20",
         absl::StrCat(upgrade ? "--header=host: " : "--header=:authority: ", authority)};
+    if (!pin.empty()) argv.push_back("--header=x-skiff-instance: " + pin);
     if (verbose) argv.push_back("-nv");
     if (upgrade) argv.push_back("-u");
     argv.push_back(proxy_url_ + path);
@@ -302,12 +542,12 @@ class H2cInteropTest : public ::testing::Test {
 
   // Fetches small.bin and big.bin both ways (-nv for the status and frames, then the body)
   // and checks them; returns how many requests were made.
-  int FetchBothFiles(bool upgrade) {
+  int FetchBothFiles(bool upgrade, const std::string& authority = kAuthority) {
     int requests = 0;
     for (const auto& [name, want] : std::vector<std::pair<std::string, const std::string*>>{
              {"small.bin", &small_}, {"big.bin", &big_}}) {
       SCOPED_TRACE(name);
-      RunResult v = Nghttp("/" + name, kAuthority, /*verbose=*/true, upgrade);
+      RunResult v = Nghttp("/" + name, authority, /*verbose=*/true, upgrade);
       ++requests;
       EXPECT_EQ(v.exit_code, 0) << v.output;
       EXPECT_THAT(v.output, HasSubstr(":status: 200")) << v.output;
@@ -319,7 +559,7 @@ class H2cInteropTest : public ::testing::Test {
       }
       EXPECT_THAT(v.output, Not(HasSubstr("not processed"))) << v.output;
 
-      RunResult b = Nghttp("/" + name, kAuthority, /*verbose=*/false, upgrade);
+      RunResult b = Nghttp("/" + name, authority, /*verbose=*/false, upgrade);
       ++requests;
       EXPECT_EQ(b.exit_code, 0) << b.errors;
       EXPECT_EQ(b.output.size(), want->size()) << b.errors;
@@ -366,6 +606,38 @@ TEST_F(H2cInteropTest, UpgradeToPriorKnowledgeOnlyUpstreamIs502) {
   EXPECT_TRUE(WaitNoneInFlight(*pool_));
 }
 
+// nghttp -u (HTTP/1.1 GET with Upgrade: h2c, then HTTP/2 on the same connection) through
+// the proxy to an upstream that does the upgrade (UpgradeH2Server, libnghttp2).
+TEST_F(H2cInteropTest, UpgradeSmallAndLargeFiles) {
+  UpgradeH2Server server(docroot_);
+  ASSERT_NE(server.port(), 0);
+  std::shared_ptr<ServicePool> pool = router_->PutService("up", PoolOptions{});
+  BackendInfo info;
+  info.instance_id = "up-h2c01";
+  info.service = "up";
+  info.ip = "127.0.0.1";
+  info.port = server.port();
+  info.request_timeout = absl::Seconds(60);
+  pool->Add(info, nullptr);
+
+  const int requests = FetchBothFiles(/*upgrade=*/true, "up.skiff.test");
+  EXPECT_EQ(server.streams_answered(), requests);
+  const std::vector<std::string> heads = server.Requests();
+  EXPECT_EQ(heads.size(), static_cast<size_t>(requests));
+  for (const std::string& head : heads) {
+    // What the proxy forwarded: the upgrade with its HTTP2-Settings (named in Connection,
+    // hop-by-hop, kept for the h2c upgrade).
+    const std::string lower = absl::AsciiStrToLower(head);
+    EXPECT_THAT(lower, HasSubstr("\r\nupgrade: h2c\r\n")) << head;
+    EXPECT_THAT(lower, HasSubstr("\r\nhttp2-settings: ")) << head;
+    EXPECT_THAT(lower, ::testing::ContainsRegex("\r\nconnection: [^\r]*http2-settings")) << head;
+    EXPECT_THAT(lower, HasSubstr("\r\nhost: up.skiff.test\r\n")) << head;
+  }
+  EXPECT_EQ(pool->Stats().granted, static_cast<uint64_t>(requests));
+  EXPECT_TRUE(WaitNoneInFlight(*pool));
+  EXPECT_EQ(pool_->Stats().granted, 0u);  // nothing went to the other service
+}
+
 TEST_F(H2cInteropTest, UnknownAuthorityIsRefusedWithoutUpstreamContact) {
   for (const std::string authority :
        {"nope.skiff.test", "web.other.test", "127.0.0.1", "-web.skiff.test"}) {
@@ -380,6 +652,21 @@ TEST_F(H2cInteropTest, UnknownAuthorityIsRefusedWithoutUpstreamContact) {
     EXPECT_EQ(NghttpdLog().size(), log_before) << "nghttpd was contacted: " << NghttpdLog();
   }
   EXPECT_EQ(pool_->Stats().granted, 0u);
+}
+
+// The pin header in the first request's HPACK block picks the instance: the known one is
+// served, an unknown one gets the connection closed before nghttpd hears of it.
+TEST_F(H2cInteropTest, PinHeaderInFirstRequest) {
+  RunResult ok = Nghttp("/small.bin", kAuthority, /*verbose=*/true, /*upgrade=*/false, "web-h2c01");
+  EXPECT_THAT(ok.output, HasSubstr(":status: 200")) << ok.output;
+  EXPECT_TRUE(WaitNoneInFlight(*pool_));
+  const size_t log_before = NghttpdLog().size();
+  RunResult unknown =
+      Nghttp("/small.bin", kAuthority, /*verbose=*/true, /*upgrade=*/false, "web-zzzzz");
+  EXPECT_THAT(unknown.output, HasSubstr("Some requests were not processed")) << unknown.output;
+  EXPECT_THAT(unknown.output, Not(HasSubstr(":status:"))) << unknown.output;
+  EXPECT_EQ(NghttpdLog().size(), log_before) << NghttpdLog();
+  EXPECT_EQ(pool_->Stats().granted, 1u);
 }
 
 TEST_F(H2cInteropTest, H2loadMultiplexesThroughTheProxy) {
