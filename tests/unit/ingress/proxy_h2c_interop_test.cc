@@ -2,6 +2,8 @@
 // a document root over h2c on 127.0.0.1 as the one instance of service "web"; the proxy
 // routes through a ServiceRouter (node domain skiff.test) whose pool holds that instance;
 // nghttp (prior knowledge, and -u for the Upgrade: h2c dance) and h2load are the clients.
+// nghttpd 1.52 does not do the HTTP/1.1 upgrade (prior knowledge only), so the -u path is
+// tested against UpgradeH2Server below (libnghttp2, the library nghttpd is made of).
 // Loopback only. Every child gets PDEATHSIG and is killed and reaped by RAII, the temp dir
 // is removed by RAII.
 
