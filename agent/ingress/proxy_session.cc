@@ -57,15 +57,28 @@ asio::awaitable<void> ReadHeader(tcp::socket& s, beast::flat_buffer& b, Parser& 
   co_await http::async_read_header(s, b, p, Await(ec));
 }
 
+// Reads body bytes into p's buffer_body until some arrived, the body is full or the
+// message is done: what arrives is forwarded at once (http::read would wait for a full
+// buffer, holding back a stream's small pieces, and an echo's first bytes forever).
 template <class Parser>
 asio::awaitable<void> ReadBody(tcp::socket& s, beast::flat_buffer& b, Parser& p, error_code& ec,
                                bool try_sync) {
-  ec = {};
-  if (try_sync && b.size() > 0) {
-    http::read(s, b, p, ec);
-    if (!WouldBlock(ec)) co_return;
+  const size_t room = p.get().body().size;
+  for (;;) {
+    ec = {};
+    bool done_sync = false;
+    if (try_sync && b.size() > 0) {
+      http::read_some(s, b, p, ec);
+      done_sync = !WouldBlock(ec);
+    }
+    if (!done_sync) co_await http::async_read_some(s, b, p, Await(ec));
+    if (ec == http::error::need_buffer) {  // the body buffer is full
+      ec = {};
+      co_return;
+    }
+    if (ec || p.is_done() || p.get().body().size < room) co_return;
+    try_sync = true;  // only framing was parsed (a chunk header): more may be buffered
   }
-  co_await http::async_read(s, b, p, Await(ec));
 }
 
 template <class Serializer>
@@ -109,6 +122,13 @@ asio::awaitable<RelayResult> Relay(tcp::socket& src, beast::flat_buffer& src_buf
   // Beast reads at most the buffer's free capacity (512 bytes minimum): give a body room
   // for full-size reads, or a large body costs a syscall per 512 bytes.
   if (!p.is_done()) src_buf.reserve(kBodyBufferBytes);
+  // A header with no body bytes behind it goes out alone at once: the body may be long in
+  // coming (a stream's first event, an echo waiting for the request body).
+  if (!sr.is_header_done() && !p.is_done() && src_buf.size() == 0) {
+    if (started != nullptr) *started = true;
+    co_await WriteHeader(dst, sr, ec);
+    if (ec) co_return RelayResult{ec, false};
+  }
   bool first = true;
   do {
     http::buffer_body::value_type& body = p.get().body();
@@ -121,6 +141,9 @@ asio::awaitable<RelayResult> Relay(tcp::socket& src, beast::flat_buffer& src_buf
       body.size = kBodyBufferBytes - body.size;
       body.data = buf;
       body.more = !p.is_done();
+      // Nothing more but the end (a last chunk): no data, or Beast's chunked serializer
+      // would send an empty chunk, which is a last chunk too, before its own.
+      if (body.size == 0 && !body.more) body.data = nullptr;
     } else {
       body.data = nullptr;
       body.size = 0;

@@ -96,6 +96,7 @@ class RawUpstream {
   }
   uint16_t port() const { return port_; }
   int connections() const { return connections_.load(); }
+  int ended() const { return ended_.load(); }  // connections whose `serve` returned
 
  private:
   void AcceptLoop() {
@@ -120,6 +121,7 @@ class RawUpstream {
         if (!assign_ec) {
           SetTimeouts(c, 20);
           serve_(s);
+          ++ended_;
           error_code ignored;
           s.shutdown(tcp::socket::shutdown_both, ignored);
         }
@@ -138,6 +140,7 @@ class RawUpstream {
   uint16_t port_ = 0;
   std::atomic<bool> stopping_{false};
   std::atomic<int> connections_{0};
+  std::atomic<int> ended_{0};
   std::mutex mu_;
   std::vector<int> open_fds_;
   std::vector<std::thread> threads_;
@@ -145,8 +148,8 @@ class RawUpstream {
 };
 
 // Echo as it reads, request after request: answers with a chunked 200 at once, then each
-// body piece (at most 64 KiB) read is written back as one chunk before the next is read.
-// Never holds more than one piece.
+// body piece read (what has arrived, at most 64 KiB) is written back as one chunk before
+// the next is read. Never holds more than one piece.
 void EchoAsItReads(tcp::socket& s) {
   beast::flat_buffer buf;
   std::vector<char> piece(kPiece);
@@ -161,7 +164,7 @@ void EchoAsItReads(tcp::socket& s) {
     while (!ec && !p.is_done()) {
       p.get().body().data = piece.data();
       p.get().body().size = piece.size();
-      http::read(s, buf, p, ec);
+      http::read_some(s, buf, p, ec);  // what has arrived, not a full piece
       if (ec == http::error::need_buffer) ec = {};
       if (ec) return;
       const size_t n = piece.size() - p.get().body().size;
@@ -189,6 +192,21 @@ void AnswerEarly413(tcp::socket& s) {
       "HTTP/1.1 413 Payload Too Large\r\nContent-Length: 9\r\nConnection: close\r\n\r\n"
       "too large";
   asio::write(s, asio::buffer(kAnswer, sizeof(kAnswer) - 1), ec);
+}
+
+// Answers 200 "early" (keep-alive) as soon as the request header is in, then reads and
+// drops whatever comes until the connection ends.
+void AnswerEarlyKeepAlive(tcp::socket& s) {
+  beast::flat_buffer buf;
+  http::request_parser<http::buffer_body> p;
+  p.body_limit(kUnlimited);
+  error_code ec;
+  http::read_header(s, buf, p, ec);
+  if (ec) return;
+  static constexpr char kAnswer[] = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nearly";
+  asio::write(s, asio::buffer(kAnswer, sizeof(kAnswer) - 1), ec);
+  std::vector<char> sink(kPiece);
+  while (!ec) s.read_some(asio::buffer(sink), ec);
 }
 
 // Every request gets "HTTP/1.1 200 OK" with body "ok" (request bodies are not expected).
@@ -399,6 +417,102 @@ TEST(ProxyDuplexTest, EarlyAnswerRelayedThenClientConnectionClosed) {
   EXPECT_LT(sent.load(), 1ull << 30);
   proxy->Stop();
   EXPECT_EQ(router.active(), 0);
+}
+
+TEST(ProxyDuplexTest, EarlyAnswerFromKeepAliveUpstreamCutsTheBodyAfterAGrace) {
+  RawUpstream upstream(AnswerEarlyKeepAlive);
+  OneBackendRouter router(upstream.port());
+  std::unique_ptr<HttpProxy> proxy = StartProxy(&router);
+  ASSERT_NE(proxy, nullptr);
+  {
+    RawClient c(proxy->port());
+    std::thread writer([&] {
+      error_code ec;
+      const std::string head =
+          absl::StrCat("POST /x HTTP/1.1\r\nHost: svc\r\nContent-Length: ", 1ull << 30, "\r\n\r\n");
+      asio::write(c.socket, asio::buffer(head), ec);
+      // Paced (6.4 MB/s): the body cannot end within the grace.
+      std::vector<char> piece(kPiece, 'b');
+      for (uint64_t sent = 0; !ec && sent < (1ull << 30);) {
+        sent += asio::write(c.socket, asio::buffer(piece), ec);
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+    });
+    http::response<http::string_body> res;
+    error_code ec;
+    http::read(c.socket, c.buf, res, ec);
+    EXPECT_FALSE(ec) << ec.message();
+    EXPECT_EQ(res.result_int(), 200);
+    EXPECT_EQ(res.body(), "early");
+    // The body keeps flowing for the grace (1 s), then is cut: the client connection ends.
+    char byte;
+    const auto t0 = std::chrono::steady_clock::now();
+    c.socket.read_some(asio::buffer(&byte, 1), ec);
+    const double waited =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    EXPECT_TRUE(ec == asio::error::eof || ec == asio::error::connection_reset) << ec.message();
+    EXPECT_GT(waited, 0.5);
+    EXPECT_LT(waited, 5.0);
+    writer.join();
+  }
+  // The upstream connection was closed, not pooled: the next request opens another.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (upstream.ended() < 1 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_EQ(upstream.ended(), 1);
+  RawClient c2(proxy->port());
+  static constexpr char kGet[] = "GET / HTTP/1.1\r\nHost: svc\r\n\r\n";
+  error_code ec;
+  asio::write(c2.socket, asio::buffer(kGet, sizeof(kGet) - 1), ec);
+  http::response<http::string_body> res;
+  http::read(c2.socket, c2.buf, res, ec);
+  EXPECT_FALSE(ec) << ec.message();
+  EXPECT_EQ(res.body(), "early");
+  EXPECT_EQ(upstream.connections(), 2);
+  proxy->Stop();
+  EXPECT_EQ(router.active(), 0);
+}
+
+TEST(ProxyDuplexTest, SmallPiecesRelayedAtOnceAndClientGoneMidBodyClosesTheUpstream) {
+  RawUpstream upstream(EchoAsItReads);
+  OneBackendRouter router(upstream.port());
+  std::unique_ptr<HttpProxy> proxy = StartProxy(&router);
+  ASSERT_NE(proxy, nullptr);
+  {
+    RawClient c(proxy->port());
+    static constexpr char kHead[] =
+        "POST /echo HTTP/1.1\r\nHost: svc\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "5\r\nhello\r\n";
+    error_code ec;
+    asio::write(c.socket, asio::buffer(kHead, sizeof(kHead) - 1), ec);
+    ASSERT_FALSE(ec) << ec.message();
+    http::response_parser<http::buffer_body> p;
+    http::read_header(c.socket, c.buf, p, ec);
+    ASSERT_FALSE(ec) << ec.message();
+    EXPECT_EQ(p.get().result_int(), 200);
+    // A small piece is relayed at once both ways (not held until 64 KiB gather).
+    char piece[16];
+    size_t got = 0;
+    while (!ec && got < 5) {
+      p.get().body().data = piece + got;
+      p.get().body().size = sizeof(piece) - got;
+      http::read_some(c.socket, c.buf, p, ec);
+      if (ec == http::error::need_buffer) ec = {};
+      got = sizeof(piece) - p.get().body().size;
+    }
+    ASSERT_FALSE(ec) << ec.message();
+    EXPECT_EQ(std::string(piece, got), "hello");
+    EXPECT_EQ(router.active(), 1);
+  }  // the client closes mid-body
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while ((upstream.ended() < 1 || router.active() != 0) &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_EQ(upstream.ended(), 1) << "the upstream connection stayed open";
+  EXPECT_EQ(router.active(), 0) << "the lease outlived the client";
+  proxy->Stop();
 }
 
 // Open fds of this process → what they point at.
