@@ -507,7 +507,8 @@ void ClientSession::StartPump(Exchange& x) {
   asio::co_spawn(
       client_.get_executor(),
       Relay<true>(client_, client_buf_, x.req, *upstream_, *x.req_sr, pump_buf_.get(), nullptr),
-      [self = shared_from_this(), pump](std::exception_ptr, RelayResult r) {
+      [self = shared_from_this(), pump](std::exception_ptr e, RelayResult r) {
+        if (e) r = RelayResult{asio::error::fault, true};  // (bad_alloc): give up
         pump->done = true;
         pump->result = r;
         // A client that vanished or sent a broken body: the upstream got a
