@@ -565,6 +565,14 @@ asio::awaitable<void> ClientSession::LingeringClose() {
   ClearDeadline();
 }
 
+asio::awaitable<void> ClientSession::ReadResponseHeader(Exchange& x, error_code& ec) {
+  x.res.emplace();
+  x.res->header_limit(static_cast<uint32_t>(ctx_.options->max_header_bytes));
+  x.res->body_limit(kUnlimited);
+  if (x.head) x.res->skip(true);
+  co_await ReadHeader(*upstream_, upstream_buf_, *x.res, ec);
+}
+
 asio::awaitable<bool> ClientSession::Forward(Exchange& x) {
   const HttpProxyOptions& opts = *ctx_.options;
   const BackendInfo& backend = x.lease.backend();
@@ -643,11 +651,7 @@ asio::awaitable<bool> ClientSession::Forward(Exchange& x) {
       if (!ec && !expect_continue) StartPump(x);
     }
     if (!sent.ec) {
-      x.res.emplace();
-      x.res->header_limit(static_cast<uint32_t>(opts.max_header_bytes));
-      x.res->body_limit(kUnlimited);
-      if (x.head) x.res->skip(true);
-      co_await ReadHeader(*upstream_, upstream_buf_, *x.res, ec);
+      co_await ReadResponseHeader(x, ec);
       sent.ec = ec;
       sent.source_failed = false;
       if (!ec && expect_continue && has_body) {
@@ -657,11 +661,7 @@ asio::awaitable<bool> ClientSession::Forward(Exchange& x) {
                                      Await(ec));
           if (!ec) {
             StartPump(x);
-            x.res.emplace();
-            x.res->header_limit(static_cast<uint32_t>(opts.max_header_bytes));
-            x.res->body_limit(kUnlimited);
-            if (x.head) x.res->skip(true);
-            co_await ReadHeader(*upstream_, upstream_buf_, *x.res, ec);
+            co_await ReadResponseHeader(x, ec);
             sent.ec = ec;
           } else {
             sent = RelayResult{ec, true};
@@ -708,11 +708,7 @@ asio::awaitable<bool> ClientSession::Forward(Exchange& x) {
     StripHopByHop(interim, false);
     co_await http::async_write(client_, interim, Await(ec));
     if (!ec) {
-      x.res.emplace();
-      x.res->header_limit(static_cast<uint32_t>(opts.max_header_bytes));
-      x.res->body_limit(kUnlimited);
-      if (x.head) x.res->skip(true);
-      co_await ReadHeader(*upstream_, upstream_buf_, *x.res, ec);
+      co_await ReadResponseHeader(x, ec);
     }
     if (ec) {
       if (timed_out_) ctx_.metrics->UpstreamError(x.service, "timeout");

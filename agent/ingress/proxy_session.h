@@ -64,6 +64,9 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   asio::awaitable<RouteOutcome> RouteAsync(const RouteRequest& request);  // `request` outlives it
   void OnClientReadable(const error_code& ec, uint64_t generation);
   asio::awaitable<bool> Forward(Exchange& x);
+  // A fresh response parser in x.res (header limit, unlimited body, HEAD's empty body), then
+  // the upstream's next response header into it (a final one, or another 1xx).
+  asio::awaitable<void> ReadResponseHeader(Exchange& x, error_code& ec);
   asio::awaitable<bool> ServeH2cPriorKnowledge(Exchange& x);
   asio::awaitable<void> Tunnel();
   // Starts pumping x's request body (header already sent) from the client to the upstream.
