@@ -203,9 +203,9 @@ class Activator final : public ServiceActivator {
     absl::Duration took;
     {
       absl::MutexLock lock(&mu_);
-      auto it = services_.find(service);
-      if (it == services_.end() || it->second.deleting) return;
-      Entry& e = it->second;
+      Entry* entry = LiveEntryLocked(service);
+      if (entry == nullptr) return;
+      Entry& e = *entry;
       auto st = e.starting.find(instance_id);
       if (st == e.starting.end()) return;  // not one we started, or counted already
       took = absl::Now() - st->second;
@@ -225,9 +225,9 @@ class Activator final : public ServiceActivator {
     std::string error;
     {
       absl::MutexLock lock(&mu_);
-      auto it = services_.find(service);
-      if (it == services_.end() || it->second.deleting) return;
-      Entry& e = it->second;
+      Entry* entry = LiveEntryLocked(service);
+      if (entry == nullptr) return;
+      Entry& e = *entry;
       if (e.starting.erase(instance_id) > 0) {
         error = absl::StrCat("instance ", instance_id, " exited before it was Ready");
         e.last_start_error = error;
@@ -258,6 +258,18 @@ class Activator final : public ServiceActivator {
     absl::Time last_start_failure = absl::InfinitePast();
     uint32_t start_failures = 0;  // in a row, since the last start that became Ready
   };
+
+  // The service's entry unless it is unknown or being deleted.
+  Entry* LiveEntryLocked(const std::string& name) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    auto it = services_.find(name);
+    return it == services_.end() || it->second.deleting ? nullptr : &it->second;
+  }
+  // Its pool, or null when the service is unknown or being deleted.
+  std::shared_ptr<ServicePool> LivePool(const std::string& name) {
+    absl::MutexLock lock(&mu_);
+    Entry* e = LiveEntryLocked(name);
+    return e == nullptr ? nullptr : e->pool;
+  }
   // Lets a pool's demand listener (which may outlive us) reach the activator safely.
   struct Anchor {
     absl::Mutex mu;
@@ -294,20 +306,14 @@ class Activator final : public ServiceActivator {
   // being stopped by us (instances skiffd recovered after a restart, not Ready yet or not
   // yet back in the pool). The launcher is asked only when ready + starting falls short.
   void Reconcile(const std::string& name) {
-    std::shared_ptr<ServicePool> pool;
-    {
-      absl::MutexLock lock(&mu_);
-      auto it = services_.find(name);
-      if (it == services_.end() || it->second.deleting) return;
-      pool = it->second.pool;
-    }
+    std::shared_ptr<ServicePool> pool = LivePool(name);
+    if (pool == nullptr) return;
     const PoolStats st = pool->Stats();
     {
       absl::MutexLock lock(&mu_);
-      auto it = services_.find(name);
-      if (it == services_.end() || it->second.deleting || stop_) return;
-      const Entry& e = it->second;
-      if (Desired(e.service, st) <= st.ready + e.starting.size()) return;  // the common case
+      const Entry* e = LiveEntryLocked(name);
+      if (e == nullptr || stop_) return;
+      if (Desired(e->service, st) <= st.ready + e->starting.size()) return;  // the common case
     }
     const std::vector<v1::Instance> listed = launcher_->ListLive(name);
     const std::vector<BackendStats> backends = pool->Backends();
@@ -316,9 +322,9 @@ class Activator final : public ServiceActivator {
     std::string fail_with;
     {
       absl::MutexLock lock(&mu_);
-      auto it = services_.find(name);
-      if (it == services_.end() || it->second.deleting || stop_) return;
-      Entry& e = it->second;
+      Entry* entry = LiveEntryLocked(name);
+      if (entry == nullptr || stop_) return;
+      Entry& e = *entry;
       absl::flat_hash_set<std::string> live;
       for (const v1::Instance& inst : listed) {
         if (inst.state() != v1::STOPPING && !e.stopping.contains(inst.id())) live.insert(inst.id());
@@ -408,13 +414,8 @@ class Activator final : public ServiceActivator {
   // an idle service to min_instances.
   void Tick(const std::string& name) {
     Reconcile(name);
-    std::shared_ptr<ServicePool> pool;
-    {
-      absl::MutexLock lock(&mu_);
-      auto it = services_.find(name);
-      if (it == services_.end() || it->second.deleting) return;
-      pool = it->second.pool;
-    }
+    std::shared_ptr<ServicePool> pool = LivePool(name);
+    if (pool == nullptr) return;
     const PoolStats st = pool->Stats();
     const std::vector<BackendStats> backends = pool->Backends();
     std::vector<std::string> to_delete;
@@ -422,9 +423,9 @@ class Activator final : public ServiceActivator {
     absl::Duration grace;
     {
       absl::MutexLock lock(&mu_);
-      auto it = services_.find(name);
-      if (it == services_.end() || it->second.deleting) return;
-      Entry& e = it->second;
+      Entry* entry = LiveEntryLocked(name);
+      if (entry == nullptr) return;
+      Entry& e = *entry;
       to_delete.assign(e.exited.begin(), e.exited.end());
       e.exited.clear();
       for (const std::string& id : to_delete) e.stopping.insert(id);
