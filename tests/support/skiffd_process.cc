@@ -15,8 +15,11 @@
 #include <cstring>
 #include <filesystem>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "sandbox/common/file_io.h"
 #include "sandbox/common/status.h"
 #include "sandbox/common/unique_fd.h"
 
@@ -148,10 +151,7 @@ void SkiffdProcess::RemoveCgroupParent() {
 absl::Status SkiffdProcess::DeleteAll() {
   absl::Status result;
   auto note = [&](const grpc::Status& st, const std::string& what) {
-    if (!st.ok() && result.ok()) {
-      result = absl::Status(static_cast<absl::StatusCode>(st.error_code()),
-                            absl::StrCat(what, ": ", st.error_message()));
-    }
+    result.Update(FromGrpc(st, what));
   };
   const auto deadline = [] { return std::chrono::system_clock::now() + std::chrono::seconds(60); };
   if (options_.ingress) {
@@ -180,6 +180,21 @@ absl::Status SkiffdProcess::DeleteAll() {
     note(stub_->DeleteInstance(&dctx, req, &resp), "DeleteInstance(" + inst.id() + ")");
   }
   return result;
+}
+
+absl::Status FromGrpc(const grpc::Status& status, const std::string& what) {
+  if (status.ok()) return absl::OkStatus();
+  return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                      absl::StrCat(what, ": ", status.error_message()));
+}
+
+absl::StatusOr<uint64_t> ReadCgroupCounter(const std::string& path) {
+  absl::StatusOr<std::string> text = ReadFileToString(path);
+  uint64_t v = 0;
+  if (!text.ok() || !absl::SimpleAtoi(absl::StripAsciiWhitespace(*text), &v)) {
+    return absl::NotFoundError(absl::StrCat("read(", path, ")"));
+  }
+  return v;
 }
 
 absl::StatusOr<uint16_t> FreeLoopbackPort() {

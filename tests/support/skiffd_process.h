@@ -66,6 +66,13 @@ class SkiffdProcess {
   std::unique_ptr<v1::Agent::Stub> stub_;
 };
 
+// A gRPC status as an absl::Status of the same code, the message prefixed with `what`.
+absl::Status FromGrpc(const grpc::Status& status, const std::string& what);
+
+// A cgroup counter file's value (e.g. cpuacct.usage); NotFound naming the path if it cannot
+// be read as a number.
+absl::StatusOr<uint64_t> ReadCgroupCounter(const std::string& path);
+
 // A loopback TCP port that was free a moment ago (bind to port 0, read it, close).
 absl::StatusOr<uint16_t> FreeLoopbackPort();
 

@@ -9,7 +9,6 @@
 
 #include <fstream>
 #include <memory>
-#include <sstream>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -29,12 +28,6 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 
 constexpr uint64_t kMiB = 1024 * 1024;
-
-absl::Status FromGrpc(const grpc::Status& s, const std::string& what) {
-  if (s.ok()) return absl::OkStatus();
-  return absl::Status(static_cast<absl::StatusCode>(s.error_code()),
-                      absl::StrCat(what, ": ", s.error_message()));
-}
 
 // Polls GetInstance until the state is `want`; EXITED ends the wait with an error
 // unless it is what was wanted.
@@ -74,17 +67,6 @@ absl::StatusOr<std::string> ReadLogs(v1::Agent::Stub& stub, const std::string& i
   while (reader->Read(&e)) absl::StrAppend(&out, e.line(), e.partial() ? "" : "\n");
   SKIFF_RETURN_IF_ERROR(FromGrpc(reader->Finish(), "StreamLogs(" + id + ")"));
   return out;
-}
-
-absl::StatusOr<uint64_t> ReadCgroupCounter(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  uint64_t v;
-  if (!in || !absl::SimpleAtoi(absl::StripAsciiWhitespace(ss.str()), &v)) {
-    return absl::NotFoundError(absl::StrCat("read(", path, ")"));
-  }
-  return v;
 }
 
 class E2ETest : public ::testing::Test {

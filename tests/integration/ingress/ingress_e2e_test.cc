@@ -11,7 +11,6 @@
 
 #include <atomic>
 #include <fstream>
-#include <sstream>
 #include <thread>
 #include <vector>
 
@@ -37,23 +36,6 @@ using ::testing::HasSubstr;
 
 constexpr uint64_t kMiB = 1024 * 1024;
 constexpr char kDomain[] = "skiff.test";
-
-absl::Status FromGrpc(const grpc::Status& s, const std::string& what) {
-  if (s.ok()) return absl::OkStatus();
-  return absl::Status(static_cast<absl::StatusCode>(s.error_code()),
-                      absl::StrCat(what, ": ", s.error_message()));
-}
-
-absl::StatusOr<uint64_t> ReadCounter(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  uint64_t v;
-  if (!in || !absl::SimpleAtoi(absl::StripAsciiWhitespace(ss.str()), &v)) {
-    return absl::NotFoundError(absl::StrCat("read(", path, ")"));
-  }
-  return v;
-}
 
 // Resident memory of a process, bytes.
 uint64_t RssBytes(pid_t pid) {
@@ -215,10 +197,10 @@ class IngressE2ETest : public ::testing::Test {
 
   // CPUs used by the instance's cgroup over `window`, with `during` running meanwhile.
   absl::StatusOr<double> CpuOver(const std::string& id, absl::Duration window) {
-    SKIFF_ASSIGN_OR_RETURN(uint64_t u0, ReadCounter(CpuUsagePath(id)));
+    SKIFF_ASSIGN_OR_RETURN(uint64_t u0, ReadCgroupCounter(CpuUsagePath(id)));
     const absl::Time t0 = absl::Now();
     absl::SleepFor(window);
-    SKIFF_ASSIGN_OR_RETURN(uint64_t u1, ReadCounter(CpuUsagePath(id)));
+    SKIFF_ASSIGN_OR_RETURN(uint64_t u1, ReadCgroupCounter(CpuUsagePath(id)));
     return static_cast<double>(u1 - u0) / 1e9 / absl::ToDoubleSeconds(absl::Now() - t0);
   }
 
