@@ -70,6 +70,20 @@ inline constexpr uint16_t kCom1Port = 0x3f8;  // 8250 UART, 8 ports
 inline constexpr uint32_t kCom1Irq = 4;
 inline constexpr uint16_t kI8042DataPort = 0x60;
 inline constexpr uint16_t kI8042CommandPort = 0x64;
+inline constexpr uint16_t kCom1PortCount = 8;  // THR/RBR .. SCR
+// PCI configuration mechanism #1. Nothing answers there: the guest sees no PCI bus.
+inline constexpr uint16_t kPciConfigAddressPort = 0xcf8;
+inline constexpr uint16_t kPciConfigDataPort = 0xcfc;
+
+// The boot GDT at kGdtAddr: null, null, 64-bit code (kBootCodeSelector), data
+// (kBootDataSelector), as the Linux boot protocol expects (__BOOT_CS, __BOOT_DS).
+inline constexpr uint16_t kBootCodeSelector = 0x10;
+inline constexpr uint16_t kBootDataSelector = 0x18;
+// The boot page tables at kPml4Addr identity-map this much, in 2 MiB pages.
+inline constexpr uint64_t kIdentityMapSize = 4ull << 30;
+
+// The in-kernel IOAPIC has this many input pins; legacy ISA IRQ n is pin n.
+inline constexpr uint32_t kIoapicPins = 24;
 
 // Limits.
 inline constexpr uint32_t kMaxVcpus = 8;
