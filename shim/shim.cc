@@ -26,9 +26,9 @@
 #include "sandbox/common/net.h"
 #include "sandbox/common/status.h"
 #include "sandbox/common/unique_fd.h"
-#include "sandbox/gen1/sandbox.h"
 #include "shim/config.h"
 #include "shim/console_log.h"
+#include "shim/instance_sandbox.h"
 #include "shim/packet.h"
 #include "shim/probe.h"
 #include "shim/state_files.h"
@@ -147,7 +147,7 @@ class Shim {
   UniqueFd epoll_, signal_fd_, listen_fd_, grace_timer_, probe_timer_;
   UniqueFd out_[2];  // read ends of the app's stdout/stderr pipes
   std::unique_ptr<ConsoleLog> console_;
-  std::unique_ptr<gen1::Gen1Sandbox> sandbox_;
+  std::unique_ptr<InstanceSandbox> sandbox_;
   std::map<uint64_t, Client> clients_;
   uint64_t next_client_id_ = 0;
   bool done_ = false;
@@ -272,8 +272,8 @@ void Shim::StartInstance() {
     if (!ip.ok()) return FailStart(Annotate(ip.status(), "instance_ip"));
     probe_ip_be_ = *ip;
   }
-  absl::StatusOr<std::unique_ptr<gen1::Gen1Sandbox>> sandbox =
-      gen1::Gen1Sandbox::Start(ToSandboxSpec(config_, write_ends[0].get(), write_ends[1].get()));
+  absl::StatusOr<std::unique_ptr<InstanceSandbox>> sandbox =
+      StartSandbox(config_, write_ends[0].get(), write_ends[1].get());
   if (!sandbox.ok()) return FailStart(sandbox.status());
   sandbox_ = std::move(*sandbox);
   write_ends[0].Reset();
@@ -506,7 +506,7 @@ void Shim::OnSignal() {
 }
 
 void Shim::Finish(int init_wait_status) {
-  gen1::AppExit app = sandbox_->OnInitExited(init_wait_status);
+  AppExit app = sandbox_->OnInitExited(init_wait_status);
   absl::Status killed = sandbox_->KillAll();
   if (!killed.ok()) Log("event=kill_stragglers_failed error=\"", killed.message(), "\"");
   absl::StatusOr<bool> oom = sandbox_->OomKilled();

@@ -3,8 +3,8 @@
 // skiff-shim: the per-instance supervisor. One process, one thread, one epoll loop
 // (signalfd for SIGCHLD/SIGTERM, timerfds for the grace period and the startup probe,
 // the control socket and its clients, the app's stdout/stderr pipes). It owns the
-// instance's lifetime: builds the gen1 sandbox, records output and state in the state
-// dir (see client.h), serves GetStatus/Stop/Subscribe, and exits once the instance has
+// instance's lifetime: builds its sandbox (shim/instance_sandbox.h), records output and state in
+// the state dir (see client.h), serves GetStatus/Stop/Subscribe, and exits once the instance has
 // exited and everything it held is released.
 
 #include <string>

@@ -17,17 +17,14 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "sandbox/common/app_exit.h"
 #include "sandbox/common/cgroup.h"
 #include "sandbox/common/unique_fd.h"
 #include "sandbox/gen1/spec.h"
 
 namespace skiff::gen1 {
 
-// How the app ended, as far as the sandbox knows.
-struct AppExit {
-  bool reported = false;  // the init reported the app's wait status
-  int wait_status = 0;    // the app's (reported) or the init's (not reported)
-};
+using ::skiff::AppExit;
 
 class Gen1Sandbox {
  public:
