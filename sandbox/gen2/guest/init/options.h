@@ -1,0 +1,34 @@
+#pragma once
+
+// skiff-init's command line.
+//
+// As the guest's PID 1 it takes no flags: the kernel starts /init with the command line's
+// leftover words, which are ignored. The control channel is /dev/hvc0.
+//
+// Test mode, for running the real binary as an ordinary process (tests/unit/gen2_guest):
+//   skiff-init --test --control=unix:/path/to.sock     connect to a Unix stream socket
+//   skiff-init --test --control=fd:N                   use an inherited fd (a socketpair)
+// In test mode the system steps — mounting the kernel filesystems, loading modules, the
+// root filesystem and its overlay, writing files, hostname, network, switch_root, reboot —
+// are skipped; the app runs in the caller's filesystem as a child of a subreaper in its
+// own session, "everything" for a KILL is that session's process group, and skiff-init
+// exits (0 after reporting the app's exit, 1 after reporting an error) instead of
+// rebooting.
+
+#include <string>
+
+namespace skiff::gen2::init {
+
+struct Options {
+  bool test_mode = false;
+  std::string control_path = "/dev/hvc0";  // a tty (raw mode) or, in test mode, a socket
+  bool control_is_socket = false;
+  int control_fd = -1;  // >= 0: an inherited fd instead of control_path
+  std::string modules_list = "/modules/modules.list";
+};
+
+// False with *error set for a malformed flag. Words that are not flags are ignored (the
+// kernel passes leftover command-line words to init).
+bool ParseOptions(int argc, char** argv, Options* options, std::string* error);
+
+}  // namespace skiff::gen2::init
