@@ -30,3 +30,17 @@ add_executable(skiff-init
 )
 target_link_libraries(skiff-init PRIVATE skiff_gen2_control)
 target_link_options(skiff-init PRIVATE -static)
+
+# skiff_gen2_guest_images: the guest images the agent builds — the initramfs (newc cpio
+# with skiff-init and a modular kernel's modules) and the erofs root image of an OCI
+# image's layers.
+add_library(skiff_gen2_guest_images STATIC
+  ${_skiff_guest}/cpio_newc.cc
+  ${_skiff_guest}/initramfs.cc
+  ${_skiff_guest}/root_image.cc
+)
+target_link_libraries(skiff_gen2_guest_images PUBLIC skiff_common absl::status absl::statusor
+                                                     absl::strings absl::cleanup)
+
+add_executable(skiff-guest-image ${_skiff_guest}/image_tool_main.cc)
+target_link_libraries(skiff-guest-image PRIVATE skiff_gen2_guest_images)
