@@ -43,11 +43,15 @@ std::string Shell(const std::string& command) {
   return out;
 }
 
+// The source tree: ctest sets SKIFF_SOURCE_DIR; a direct run uses the configured one.
+std::string SourceDir() {
+  const char* dir = getenv("SKIFF_SOURCE_DIR");
+  return dir != nullptr ? dir : SKIFF_DEFAULT_SOURCE_DIR;
+}
+
 // The script's key=value lines.
 std::map<std::string, std::string> RunScript(const std::string& args) {
-  const char* src = getenv("SKIFF_SOURCE_DIR");
-  EXPECT_NE(src, nullptr);
-  std::string out = Shell(std::string(src) + "/scripts/guest-kernel.sh " + args);
+  std::string out = Shell(SourceDir() + "/scripts/guest-kernel.sh " + args);
   std::map<std::string, std::string> kv;
   std::istringstream lines(out);
   std::string line;
@@ -133,8 +137,7 @@ TEST(GuestKernelTest, MinimalKernelHasEveryOptionOfTheFragment) {
   EXPECT_THAT(out["version"], ::testing::MatchesRegex("6\\.1\\.[0-9]+"));
   ExpectBzImage(out["kernel"], out["version"]);
   const std::string config = ReadAll(out["config"]);
-  const std::string fragment = ReadAll(std::string(getenv("SKIFF_SOURCE_DIR")) +
-                                       "/sandbox/gen2/guest/kernel/microvm.config");
+  const std::string fragment = ReadAll(SourceDir() + "/sandbox/gen2/guest/kernel/microvm.config");
   std::istringstream lines(fragment);
   int checked = 0;
   const std::regex set("^(CONFIG_[A-Z0-9_]+)=(.*)$"), unset("^# (CONFIG_[A-Z0-9_]+) is not set$");
