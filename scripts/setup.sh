@@ -15,8 +15,8 @@ PACKAGES=(
   python3 openssl debootstrap iproute2 curl jq busybox-static docker-registry skopeo umoci crun runc hyperfine
   # ingress peers: a reverse proxy to compare with, a load generator, a metrics scraper
   nginx-light wrk prometheus nghttp2-client nghttp2-server containerd
-  # gen2 guest: root images, initramfs checks, the minimal kernel build (kconfig, objtool)
-  erofs-utils cpio flex bison libelf-dev
+  # gen2 guest: the minimal kernel build (kconfig, objtool)
+  flex bison libelf-dev
   # gen2: guest root images, initramfs checks, the QEMU peer, the virtio fuzzer
   erofs-utils cpio qemu-system-x86 clang libclang-rt-14-dev
 )
