@@ -34,10 +34,6 @@ bool ParseOptions(int argc, char** argv, Options* options, std::string* error) {
       return false;
     }
   }
-  if (!options->test_mode && (options->control_is_socket || options->control_fd >= 0)) {
-    *error = "--control is for --test mode only";
-    return false;
-  }
   return true;
 }
 

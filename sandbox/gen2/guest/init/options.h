@@ -14,6 +14,11 @@
 // own session, "everything" for a KILL is that session's process group, and skiff-init
 // exits (0 after reporting the app's exit, 1 after reporting an error) instead of
 // rebooting.
+//
+// --control also works without --test: every step then runs as in the guest, with the
+// channel on a socket or fd. tests/integration/gen2_guest runs it so, as PID 1 of new
+// pid, mount, uts and net namespaces inside a chroot standing in for the initramfs (its
+// reboot(RB_AUTOBOOT) then ends the PID namespace with SIGHUP).
 
 #include <string>
 
