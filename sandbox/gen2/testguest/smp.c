@@ -32,6 +32,7 @@ extern const char tg_trampoline_start[], tg_trampoline_end[];
 extern volatile uint32_t tg_ap_cr3;
 
 static volatile uint32_t cpus_up;
+static volatile uint8_t apic_up[256]; /* by APIC id, set by the AP itself */
 static uint64_t lapic = TG_LAPIC_ADDR;
 
 struct mp_cpus {
@@ -130,6 +131,7 @@ static bool wait_up(uint32_t want, uint64_t timeout_ticks) {
 void tg_ap_main(void) {
   uint32_t id = lapic_read(APIC_ID) >> 24;
   tg_printf("tg: cpu %u up\n", id);
+  apic_up[id & 0xff] = 1;
   __atomic_add_fetch(&cpus_up, 1, __ATOMIC_RELEASE);
   tg_halt_forever();
 }
@@ -143,17 +145,21 @@ void smp_run(void) {
          (size_t)(tg_trampoline_end - tg_trampoline_start));
   tg_ap_cr3 = (uint32_t)read_cr3();
   lapic_write(APIC_SVR, APIC_SVR_ENABLE | APIC_SPURIOUS_VECTOR);
+  // INIT to every AP, one wait, then a SIPI to each, and a second SIPI to those not up
+  // after 200 us (the MP specification's sequence, done for all APs at once).
   uint32_t started = 0;
   for (uint32_t i = 0; i < cpus.count; i++) {
     if (cpus.bsp[i] || cpus.apic_id[i] == bsp_id) continue;
-    uint32_t want = started + 1;
     send_ipi(cpus.apic_id[i], APIC_ICR_INIT);
-    tg_delay_ticks(INIT_DELAY_MS * TG_TICKS_PER_MS);
-    send_ipi(cpus.apic_id[i], APIC_ICR_STARTUP | (TG_TRAMPOLINE_ADDR >> 12));
-    if (!wait_up(want, SIPI_DELAY_TICKS)) {
+    started++;
+  }
+  if (started > 0) tg_delay_ticks(INIT_DELAY_MS * TG_TICKS_PER_MS);
+  for (int round = 0; round < 2; round++) {
+    for (uint32_t i = 0; i < cpus.count; i++) {
+      if (cpus.bsp[i] || cpus.apic_id[i] == bsp_id || apic_up[cpus.apic_id[i]]) continue;
       send_ipi(cpus.apic_id[i], APIC_ICR_STARTUP | (TG_TRAMPOLINE_ADDR >> 12));
     }
-    started++;
+    if (wait_up(started, SIPI_DELAY_TICKS)) break;
   }
   bool all = wait_up(started, AP_WAIT_MS * TG_TICKS_PER_MS);
   tg_printf("tg: smp cpus=%u aps=%u up=%u\n", cpus.count, started, cpus_up);
