@@ -19,10 +19,11 @@ add_library(skiff_gen2_vmm STATIC
   ${CMAKE_CURRENT_LIST_DIR}/vmm/vcpu_runner.cc
   ${CMAKE_CURRENT_LIST_DIR}/vmm/seccomp_filter.cc
   ${CMAKE_CURRENT_LIST_DIR}/vmm/vmm.cc
+  ${CMAKE_CURRENT_LIST_DIR}/vmm/virtio_slots.cc
 )
 target_link_libraries(skiff_gen2_vmm PUBLIC skiff_gen2_memory skiff_gen2_virtio skiff_common
                                             absl::status absl::statusor absl::strings
-                                            absl::synchronization PkgConfig::SECCOMP
+                                            absl::synchronization PkgConfig::SECCOMP spdlog::spdlog
                                             Threads::Threads)
 
 add_executable(skiff-vmm ${CMAKE_CURRENT_LIST_DIR}/vmm/main.cc)

@@ -2,6 +2,9 @@
 
 #include <linux/kvm.h>
 #include <seccomp.h>
+#include <spdlog/spdlog.h>
+
+#include <ctime>
 
 #include "absl/base/internal/sysinfo.h"
 #include "absl/strings/str_cat.h"
@@ -45,6 +48,11 @@ absl::Status InstallVmmSeccompFilter() {
   // Mutex counts the CPUs (opening /sys/devices/system/cpu/online) the first time a lock is
   // contended. It caches the answer.
   (void)absl::base_internal::NumCPUs();
+  // The devices log through spdlog: its registry and default logger are created on first
+  // use (the color sink asks isatty(), an ioctl), and each message's local time needs the
+  // time zone (read from /etc/localtime once).
+  (void)spdlog::default_logger_raw();
+  tzset();
   ScmpCtx c;
   c.ctx = seccomp_init(SCMP_ACT_KILL_PROCESS);
   if (c.ctx == nullptr) return absl::InternalError("seccomp_init: failed");
