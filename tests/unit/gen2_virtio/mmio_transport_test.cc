@@ -109,8 +109,9 @@ TEST_F(MmioTransportTest, InitSequenceActivatesWithTheValidatedQueues) {
 
   driver_.Notify(1);
   driver_.Notify(0);
-  driver_.Notify(2);  // no such queue: dropped
-  EXPECT_THAT(device_->notified, ElementsAre(1, 0));
+  driver_.Notify(2);          // no such queue: dropped
+  transport_.NotifyQueue(1);  // the ioeventfd path
+  EXPECT_THAT(device_->notified, ElementsAre(1, 0, 1));
 
   device_->interrupt->SignalUsedBuffers();
   EXPECT_EQ(irq_.count(), 1);

@@ -121,10 +121,12 @@ class DriverQueue {
     Publish(head);
     return head;
   }
-  uint16_t AvailIdx() { return guest_.Get<uint16_t>(avail_ + 2); }
-  void SetAvailIdx(uint16_t idx) { guest_.Put<uint16_t>(avail_ + 2, idx); }
-  void SetAvailFlags(uint16_t flags) { guest_.Put<uint16_t>(avail_, flags); }
-  uint16_t UsedIdx() { return guest_.Get<uint16_t>(used_ + 2); }
+  // Ring indices with the driver's side of the memory ordering (release on publishing the
+  // available index, acquire on reading the used one), as a device thread may run meanwhile.
+  uint16_t AvailIdx() { return Idx(avail_ + 2).load(std::memory_order_relaxed); }
+  void SetAvailIdx(uint16_t idx) { Idx(avail_ + 2).store(idx, std::memory_order_release); }
+  void SetAvailFlags(uint16_t flags) { Idx(avail_).store(flags, std::memory_order_relaxed); }
+  uint16_t UsedIdx() { return Idx(used_ + 2).load(std::memory_order_acquire); }
   // The used element at ring position `i`: {id, len}.
   std::pair<uint32_t, uint32_t> Used(uint16_t i) {
     const uint64_t e = used_ + 4 + 8ull * (i % size_);
@@ -132,6 +134,10 @@ class DriverQueue {
   }
 
  private:
+  std::atomic_ref<uint16_t> Idx(uint64_t gpa) {
+    return std::atomic_ref<uint16_t>(*reinterpret_cast<uint16_t*>(guest_.At(gpa)));
+  }
+
   FakeGuest& guest_;
   uint16_t size_;
   uint64_t desc_, avail_, used_;

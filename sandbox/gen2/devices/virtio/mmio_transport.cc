@@ -85,6 +85,11 @@ void MmioTransport::Write(uint64_t offset, std::span<const uint8_t> data) {
   WriteRegister(offset, value);
 }
 
+void MmioTransport::NotifyQueue(uint32_t queue) {
+  absl::MutexLock lock(&mu_);
+  WriteRegister(kRegQueueNotify, queue);
+}
+
 QueueConfig* MmioTransport::SelectedQueue() {
   return queue_sel_ < queues_.size() ? &queues_[queue_sel_] : nullptr;
 }

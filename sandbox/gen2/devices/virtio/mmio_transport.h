@@ -47,6 +47,11 @@ class MmioTransport final : public BusDevice {
   void Read(uint64_t offset, std::span<uint8_t> data) override;
   void Write(uint64_t offset, std::span<const uint8_t> data) override;
 
+  // The same as the driver writing `queue` to QueueNotify, for a VMM that routes QueueNotify
+  // through an ioeventfd (KVM_IOEVENTFD at base + 0x50 with datamatch per queue) and calls
+  // this from its device thread instead of taking the MMIO exit.
+  void NotifyQueue(uint32_t queue);
+
   VirtioDevice& device() const { return *device_; }
   // Status as the driver reads it (DEVICE_NEEDS_RESET included).
   uint32_t status() const;
