@@ -105,6 +105,8 @@ TEST_F(BlkTest, FeaturesAndCapacity) {
   transport_->Read(mmio::kConfigSpace,
                    std::span<uint8_t>(reinterpret_cast<uint8_t*>(&capacity), 8));
   EXPECT_EQ(capacity, kSectors);
+  EXPECT_NE(f & FeatureBit(blk::kFSegMax), 0u);
+  EXPECT_EQ(driver_->Read32(mmio::kConfigSpace + 12), VirtioBlk::kSegMax);
 }
 
 TEST_F(BlkTest, ReadWritableDiskOffersNoRo) {

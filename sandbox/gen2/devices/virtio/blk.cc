@@ -56,15 +56,18 @@ VirtioBlk::VirtioBlk(UniqueFd disk, bool read_only, const std::string& id,
 uint32_t VirtioBlk::device_type() const { return kDeviceIdBlock; }
 
 uint64_t VirtioBlk::offered_features() const {
-  uint64_t f = FeatureBit(kFVersion1) | FeatureBit(kFRingIndirectDesc) | FeatureBit(blk::kFFlush);
+  uint64_t f = FeatureBit(kFVersion1) | FeatureBit(kFRingIndirectDesc) | FeatureBit(blk::kFFlush) |
+               FeatureBit(blk::kFSegMax);
   if (read_only_) f |= FeatureBit(blk::kFRo);
   return f;
 }
 
 void VirtioBlk::ReadConfig(uint64_t offset, std::span<uint8_t> data) {
-  // struct virtio_blk_config: only `capacity` (le64) is meaningful with our features.
-  uint8_t config[8];
-  std::memcpy(config, &capacity_sectors_, sizeof(config));
+  // struct virtio_blk_config: capacity (le64), size_max (le32, not offered), seg_max (le32);
+  // the rest belongs to features we do not offer.
+  uint8_t config[16] = {};
+  std::memcpy(config, &capacity_sectors_, 8);
+  std::memcpy(config + 12, &kSegMax, 4);
   ReadConfigBytes(config, offset, data);
 }
 

@@ -9,8 +9,9 @@
 // unknown type VIRTIO_BLK_S_UNSUPP. A chain too short to hold a header and a status byte is
 // returned unprocessed (used length 0). A malformed queue breaks the device (device.h).
 //
-// Offered: VERSION_1, RING_INDIRECT_DESC, BLK_F_FLUSH, and BLK_F_RO on a read-only disk.
-// Config space: capacity in 512-byte sectors (a disk's last partial sector is not visible).
+// Offered: VERSION_1, RING_INDIRECT_DESC, BLK_F_FLUSH, BLK_F_SEG_MAX, and BLK_F_RO on a
+// read-only disk. Config space: capacity in 512-byte sectors (a disk's last partial sector
+// is not visible) and seg_max.
 
 #include <cstdint>
 #include <memory>
@@ -31,6 +32,10 @@ namespace skiff::gen2::virtio {
 class VirtioBlk final : public VirtioDevice {
  public:
   static constexpr uint16_t kQueueSize = 256;
+  // Data segments per request (VIRTIO_BLK_F_SEG_MAX): with the header and the status byte a
+  // request fits the queue even without indirect descriptors. Without it Linux sends one
+  // segment per request.
+  static constexpr uint32_t kSegMax = 128;
 
   // Opens `path` (O_RDONLY or O_RDWR, O_CLOEXEC). `id` is what GET_ID returns (the guest's
   // /sys/block/vdX/serial), at most 20 bytes.
