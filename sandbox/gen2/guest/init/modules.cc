@@ -57,7 +57,9 @@ std::string ModuleParams(std::string_view cmdline, std::string_view name) {
     size_t dot = word.find('.');
     size_t eq = word.find('=');
     if (dot == std::string_view::npos || (eq != std::string_view::npos && eq < dot)) continue;
-    if (Normalize(word.substr(0, dot + 1)) != prefix || dot + 1 == word.size()) continue;
+    if (Normalize(word.substr(0, dot + 1)) != prefix) continue;
+    // "module.=x" has no parameter name: not passed on.
+    if (dot + 1 == word.size() || word[dot + 1] == '=') continue;
     if (!params.empty()) params += ' ';
     params += word.substr(dot + 1);
   }
