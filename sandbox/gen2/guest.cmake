@@ -29,7 +29,8 @@ add_executable(skiff-init
   ${PROJECT_SOURCE_DIR}/sandbox/common/unique_fd.cc
 )
 target_link_libraries(skiff-init PRIVATE skiff_gen2_control)
-target_link_options(skiff-init PRIVATE -static)
+# Stripped: it is copied into every initramfs and lives in guest memory (0.96 MB instead of 4.4 MB).
+target_link_options(skiff-init PRIVATE -static -s)
 
 # skiff_gen2_guest_images: the guest images the agent builds — the initramfs (newc cpio
 # with skiff-init and a modular kernel's modules) and the erofs root image of an OCI
