@@ -294,5 +294,26 @@ TEST_F(VmmBootTest, MemoryAndFdsReleasedOnExit) {
   EXPECT_EQ(testing::CountMappingsOfSize(64ull << 20), 0u);
 }
 
+TEST(KvmTest, IrqchipInterruptsBothWays) {
+  if (access("/dev/kvm", R_OK | W_OK) != 0) GTEST_SKIP() << "no /dev/kvm";
+  SKIFF_ASSERT_OK_AND_ASSIGN(Kvm kvm, Kvm::Open());
+  SKIFF_ASSERT_OK(kvm.CheckCapabilities());
+  SKIFF_ASSERT_OK_AND_ASSIGN(Vm vm, kvm.CreateVm());
+  // Without an irqchip there is nothing to raise a line on.
+  EXPECT_FALSE(vm.IrqLine(layout::kCom1Irq, true).ok());
+  SKIFF_ASSERT_OK(vm.CreateIrqchip());
+  IrqLineInterrupt line(&vm, layout::kCom1Irq);
+  line.Trigger();
+  EXPECT_EQ(line.failures(), 0u);
+  SKIFF_ASSERT_OK_AND_ASSIGN(UniqueFd fd, vm.CreateIrqfd(layout::VirtioIrq(0)));
+  IrqfdInterrupt irqfd(std::move(fd));
+  for (int i = 0; i < 3; ++i) irqfd.Trigger();
+  EXPECT_EQ(irqfd.failures(), 0u);
+  SKIFF_ASSERT_OK_AND_ASSIGN(std::vector<kvm_cpuid_entry2> cpuid, kvm.SupportedCpuid());
+  bool kvm_signature = false;
+  for (const auto& e : cpuid) kvm_signature |= e.function == 0x40000000;
+  EXPECT_TRUE(kvm_signature) << "KVM's paravirt leaves (kvmclock) are offered";
+}
+
 }  // namespace
 }  // namespace skiff::gen2
