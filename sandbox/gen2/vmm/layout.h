@@ -6,6 +6,8 @@
 //
 //   0x0000_0000  real-mode IVT and BIOS data area (RAM, left alone)
 //   0x0000_0500  GDT (kGdtAddr), then an empty IDT (kIdtAddr)
+//   0x0000_6000  free low RAM the VMM never writes: the test guest's AP trampoline
+//                (kGuestTrampolineAddr, SIPI vector 6)
 //   0x0000_7000  zero page: struct boot_params (kZeroPageAddr)
 //   0x0000_8ff0  boot stack top, growing down (kBootStackTop)
 //   0x0000_9000  PML4, PDPT, 4 page directories: identity map of the first 4 GiB, 2 MiB pages
@@ -30,6 +32,9 @@ inline constexpr uint64_t kGdtAddr = 0x500;
 inline constexpr uint64_t kIdtAddr = 0x520;
 inline constexpr uint64_t kZeroPageAddr = 0x7000;
 inline constexpr uint64_t kBootStackTop = 0x8ff0;
+// Below the zero page and never written by the VMM: a guest may start its APs here
+// (the test guest's real-mode trampoline; SIPI vector kGuestTrampolineAddr >> 12).
+inline constexpr uint64_t kGuestTrampolineAddr = 0x6000;
 inline constexpr uint64_t kPml4Addr = 0x9000;
 inline constexpr uint64_t kPdptAddr = 0xa000;
 inline constexpr uint64_t kPdAddr = 0xb000;  // 4 pages: 0xb000..0xefff
