@@ -70,6 +70,18 @@ TEST(BzImageTest, NonRelocatableLoadsAtPrefAddress) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("pref_address")));
 }
 
+TEST(BzImageTest, RelocatableKernelReservesInitSizeFromPrefAddress) {
+  std::vector<uint8_t> file = TinyBzImage(TinyProgram::kSpin);
+  Poke<uint64_t>(file, 0x258, 0x1000000);  // LOAD_PHYSICAL_ADDR, 16 MiB
+  Poke<uint32_t>(file, 0x260, 0x2000000);  // init_size 32 MiB
+  SKIFF_ASSERT_OK_AND_ASSIGN(BzImage image, ParseBzImage(file, kRamEnd));
+  EXPECT_EQ(image.load_addr, layout::kKernelLoadAddr);  // still loaded at 1 MiB
+  EXPECT_EQ(image.memory_end, 0x3000000u);              // but runs from 16 MiB
+  // 32 MiB from 16 MiB does not fit in 40 MiB of RAM.
+  EXPECT_THAT(ParseBzImage(file, 40ull << 20),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("init_size")));
+}
+
 struct BadCase {
   const char* name;
   size_t offset;

@@ -89,13 +89,20 @@ absl::StatusOr<BzImage> ParseBzImage(std::span<const uint8_t> file, uint64_t ram
     }
     image.load_addr = h.pref_address;
   }
+  // A relocatable kernel loaded low decompresses itself to where it runs: its load address
+  // or, if higher, pref_address (LOAD_PHYSICAL_ADDR, 16 MiB for Debian's). It needs
+  // init_size bytes from there, and nothing of ours (the initramfs) may sit in that range.
+  uint64_t run_addr = image.load_addr;
+  if (h.relocatable_kernel && h.pref_address > run_addr && h.pref_address < ram_end) {
+    run_addr = h.pref_address;
+  }
   const uint64_t need = std::max<uint64_t>(image.protected_mode.size(), h.init_size);
-  if (image.load_addr > ram_end || need > ram_end - image.load_addr) {
+  if (run_addr > ram_end || need > ram_end - run_addr) {
     return Invalid(absl::StrFormat(
         "kernel needs %#x bytes at %#x (init_size %#x) but RAM below the MMIO gap ends at %#x",
-        need, image.load_addr, h.init_size, ram_end));
+        need, run_addr, h.init_size, ram_end));
   }
-  image.memory_end = image.load_addr + need;
+  image.memory_end = std::max(image.load_addr + image.protected_mode.size(), run_addr + need);
   image.entry = image.load_addr + kEntry64Offset;
   return image;
 }
