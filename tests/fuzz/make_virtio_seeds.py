@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Writes the crafted seeds of tests/fuzz/corpus/virtio_queue/ (input layout: the comment at
-the top of virtio_queue_fuzz.cc). Run from anywhere; rewrites the files deterministically."""
+the top of virtio_queue_fuzz.cc). Run from anywhere; rewrites the files deterministically.
+The corpus's found-* files are inputs scripts/fuzz.sh's libFuzzer runs found new coverage
+with, kept so that the g++ replay test starts from them too."""
 import os
 import struct
 
