@@ -173,8 +173,8 @@ bool Serial::WriteRegister(uint64_t offset, uint8_t value) {
 void Serial::Transmit(uint8_t byte) {
   ++transmitted_;
   if (out_fd_ < 0) return;
-  // A console that cannot keep up (full pipe, closed reader) loses bytes; the guest never
-  // waits on the host.
+  // A write that fails (a closed reader, a full non-blocking pipe) loses the byte. A
+  // blocking fd whose reader stalls stalls this vCPU: the instance log is a file.
   for (;;) {
     const ssize_t n = ::write(out_fd_, &byte, 1);
     if (n < 0 && errno == EINTR) continue;
