@@ -292,6 +292,10 @@ TEST_F(VmmBootTest, MemoryAndFdsReleasedOnExit) {
   EXPECT_EQ(testing::CountOpenFds(), fds);
   EXPECT_EQ(testing::CountMappings(), maps);
   EXPECT_EQ(testing::CountMappingsOfSize(64ull << 20), 0u);
+  // A Vmm that is built and never run releases everything too.
+  { SKIFF_ASSERT_OK_AND_ASSIGN(auto vmm, Vmm::Create(Config(kernel, "", 2))); }
+  EXPECT_EQ(testing::CountOpenFds(), fds);
+  EXPECT_EQ(testing::CountMappings(), maps);
 }
 
 TEST(KvmTest, IrqchipInterruptsBothWays) {
