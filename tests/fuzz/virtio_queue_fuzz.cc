@@ -6,7 +6,8 @@
 //
 // Input layout (little-endian):
 //   [0]      device: 0 blk, 1 net, 2 console (mod 3)
-//   [1]      bit 0: accept RING_INDIRECT_DESC; bit 1: refuse VERSION_1
+//   [1]      bit 0: accept RING_INDIRECT_DESC; bit 1: refuse VERSION_1; bit 2: accept
+//            RING_EVENT_IDX
 //   [2], [3] queue 0 / queue 1 size: < 0x80 → 1 << (v % 9), else v itself (not a power of 2)
 //   [4..15]  six u16 offsets from kGuestBase: desc, avail, used of queue 0, then of queue 1
 //   [16..17] u16 n: the next n bytes are the start of guest memory (the rest is zero)
@@ -129,6 +130,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                       FeatureBit(net::kFStatus);
     if (data[1] & 1) wanted |= FeatureBit(kFRingIndirectDesc);
     if (data[1] & 2) wanted &= ~FeatureBit(kFVersion1);
+    if (data[1] & 4) wanted |= FeatureBit(kFRingEventIdx);
     driver.Init(wanted, queues).IgnoreError();
 
     for (size_t i = 0; i < action_count; ++i) {

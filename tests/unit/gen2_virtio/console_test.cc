@@ -112,7 +112,8 @@ class ConsoleTest : public ::testing::Test {
 
 TEST_F(ConsoleTest, Identity) {
   EXPECT_EQ(driver_->Read32(mmio::kRegDeviceId), kDeviceIdConsole);
-  EXPECT_EQ(driver_->DeviceFeatures(), FeatureBit(kFVersion1) | FeatureBit(kFRingIndirectDesc))
+  EXPECT_EQ(driver_->DeviceFeatures(),
+            FeatureBit(kFVersion1) | FeatureBit(kFRingIndirectDesc) | FeatureBit(kFRingEventIdx))
       << "no MULTIPORT, SIZE or EMERG_WRITE";
 }
 

@@ -37,7 +37,7 @@ TEST_F(NetTest, FeaturesAndConfig) {
   EXPECT_EQ(driver_->Read32(mmio::kRegDeviceId), kDeviceIdNet);
   const uint64_t f = driver_->DeviceFeatures();
   EXPECT_EQ(f, FeatureBit(kFVersion1) | FeatureBit(kFRingIndirectDesc) | FeatureBit(net::kFMac) |
-                   FeatureBit(net::kFStatus))
+                   FeatureBit(net::kFStatus) | FeatureBit(kFRingEventIdx))
       << "no offloads, no mergeable buffers";
   uint8_t config[8];
   transport_->Read(mmio::kConfigSpace, std::span<uint8_t>(config, 8));

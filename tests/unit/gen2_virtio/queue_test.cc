@@ -123,6 +123,49 @@ TEST_F(QueueTest, NoInterruptFlagIsHonoured) {
   EXPECT_FALSE(q.NeedsInterrupt());
 }
 
+TEST_F(QueueTest, EventIdxFollowsUsedEvent) {
+  SKIFF_ASSERT_OK_AND_ASSIGN(Queue q, MakeQueue(kIndirect | FeatureBit(kFRingEventIdx)));
+  const uint64_t used_event = kAvail + 4 + 2 * kSize;
+  driver_.SetAvailFlags(kAvailFNoInterrupt);  // ignored with EVENT_IDX
+  auto use_one = [&] {
+    driver_.Add({{kData, 1}});
+    absl::StatusOr<std::optional<DescriptorChain>> c = q.Pop();
+    ASSERT_TRUE(c.ok() && c->has_value());
+    q.AddUsed((*c)->head, 0);
+  };
+  guest_.Put<uint16_t>(used_event, 0);  // interrupt when used idx passes 0
+  use_one();
+  EXPECT_TRUE(q.NeedsInterrupt());  // used idx 0 → 1
+  use_one();
+  EXPECT_FALSE(q.NeedsInterrupt()) << "used_event 0 was already passed";
+  guest_.Put<uint16_t>(used_event, 3);  // the driver wants one once entry 3 is used
+  use_one();
+  EXPECT_FALSE(q.NeedsInterrupt());  // used idx 3
+  use_one();
+  EXPECT_TRUE(q.NeedsInterrupt());  // used idx 4: entry 3 used
+  // Batches: one interrupt if used_event lies anywhere inside the batch.
+  guest_.Put<uint16_t>(used_event, 5);
+  use_one();
+  use_one();
+  use_one();
+  EXPECT_TRUE(q.NeedsInterrupt());
+}
+
+TEST_F(QueueTest, EventIdxPopAsksForTheNextNotification) {
+  SKIFF_ASSERT_OK_AND_ASSIGN(Queue q, MakeQueue(FeatureBit(kFRingEventIdx)));
+  const uint64_t avail_event = kUsed + 4 + 8 * kSize;
+  guest_.Put<uint16_t>(avail_event, 0xabcd);
+  for (int i = 0; i < 3; ++i) driver_.Add({{kData, 1}});
+  for (int i = 0; i < 3; ++i) {
+    SKIFF_ASSERT_OK_AND_ASSIGN(std::optional<DescriptorChain> c, q.Pop());
+    ASSERT_TRUE(c.has_value());
+  }
+  EXPECT_EQ(guest_.Get<uint16_t>(avail_event), 0xabcd) << "untouched while chains remain";
+  SKIFF_ASSERT_OK_AND_ASSIGN(std::optional<DescriptorChain> none, q.Pop());
+  EXPECT_FALSE(none.has_value());
+  EXPECT_EQ(guest_.Get<uint16_t>(avail_event), 3) << "notify me when index 3 is made available";
+}
+
 TEST_F(QueueTest, FullQueueIsNotMalformed) {
   SKIFF_ASSERT_OK_AND_ASSIGN(Queue q, MakeQueue());
   for (int i = 0; i < kSize; ++i) driver_.Add({{kData, 1}});

@@ -57,7 +57,7 @@ uint32_t VirtioBlk::device_type() const { return kDeviceIdBlock; }
 
 uint64_t VirtioBlk::offered_features() const {
   uint64_t f = FeatureBit(kFVersion1) | FeatureBit(kFRingIndirectDesc) | FeatureBit(blk::kFFlush) |
-               FeatureBit(blk::kFSegMax);
+               FeatureBit(blk::kFSegMax) | FeatureBit(kFRingEventIdx);
   if (read_only_) f |= FeatureBit(blk::kFRo);
   return f;
 }

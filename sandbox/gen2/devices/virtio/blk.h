@@ -9,9 +9,9 @@
 // unknown type VIRTIO_BLK_S_UNSUPP. A chain too short to hold a header and a status byte is
 // returned unprocessed (used length 0). A malformed queue breaks the device (device.h).
 //
-// Offered: VERSION_1, RING_INDIRECT_DESC, BLK_F_FLUSH, BLK_F_SEG_MAX, and BLK_F_RO on a
-// read-only disk. Config space: capacity in 512-byte sectors (a disk's last partial sector
-// is not visible) and seg_max.
+// Offered: VERSION_1, RING_INDIRECT_DESC, RING_EVENT_IDX, BLK_F_FLUSH, BLK_F_SEG_MAX, and
+// BLK_F_RO on a read-only disk. Config space: capacity in 512-byte sectors (a disk's last partial
+// sector is not visible) and seg_max.
 
 #include <cstdint>
 #include <memory>

@@ -35,7 +35,7 @@ VirtioConsole::~VirtioConsole() { loop_->Unregister(token_).IgnoreError(); }
 uint32_t VirtioConsole::device_type() const { return kDeviceIdConsole; }
 
 uint64_t VirtioConsole::offered_features() const {
-  return FeatureBit(kFVersion1) | FeatureBit(kFRingIndirectDesc);
+  return FeatureBit(kFVersion1) | FeatureBit(kFRingIndirectDesc) | FeatureBit(kFRingEventIdx);
 }
 
 void VirtioConsole::ReadConfig(uint64_t offset, std::span<uint8_t> data) {

@@ -1,10 +1,10 @@
 #pragma once
 
 // The host↔guest control channel as a virtio-console (virtio 1.2, 5.3) with one port and no
-// features beyond VERSION_1 and RING_INDIRECT_DESC (no MULTIPORT, SIZE or EMERG_WRITE):
-// receiveq 0 carries host → guest bytes, transmitq 1 guest → host bytes. It is a plain byte
-// pipe to a host stream fd (a connected Unix socket); the protocol on top is someone else's.
-// In Linux the guest sees it as /dev/hvc0.
+// features beyond VERSION_1, RING_INDIRECT_DESC and RING_EVENT_IDX (no MULTIPORT, SIZE or
+// EMERG_WRITE): receiveq 0 carries host → guest bytes, transmitq 1 guest → host bytes. It is a
+// plain byte pipe to a host stream fd (a connected Unix socket); the protocol on top is someone
+// else's. In Linux the guest sees it as /dev/hvc0.
 //
 // Guest → host: on the driver's notification (vCPU thread) each transmit chain's bytes are
 // sent straight from guest memory. When the socket is full the chain being sent is kept

@@ -38,7 +38,7 @@ uint32_t VirtioNet::device_type() const { return kDeviceIdNet; }
 
 uint64_t VirtioNet::offered_features() const {
   return FeatureBit(kFVersion1) | FeatureBit(kFRingIndirectDesc) | FeatureBit(net::kFMac) |
-         FeatureBit(net::kFStatus);
+         FeatureBit(net::kFStatus) | FeatureBit(kFRingEventIdx);
 }
 
 void VirtioNet::ReadConfig(uint64_t offset, std::span<uint8_t> data) {

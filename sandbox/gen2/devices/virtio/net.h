@@ -2,8 +2,8 @@
 
 // virtio-net (virtio 1.2, 5.1) over a tap fd (tap.h: IFF_TAP | IFF_NO_PI, no IFF_VNET_HDR).
 // One receive and one transmit queue, no offloads, no control queue, no mergeable buffers.
-// Offered: VERSION_1, RING_INDIRECT_DESC, NET_F_MAC (the configured MAC in config space) and
-// NET_F_STATUS (link always up).
+// Offered: VERSION_1, RING_INDIRECT_DESC, RING_EVENT_IDX, NET_F_MAC (the configured MAC in config
+// space) and NET_F_STATUS (link always up).
 //
 // Every buffer starts with the 12-byte struct virtio_net_hdr_v1 (VERSION_1 makes num_buffers
 // part of it). Transmit: on the driver's notification (vCPU thread), each chain's frame after

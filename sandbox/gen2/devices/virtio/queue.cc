@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -109,7 +110,8 @@ absl::StatusOr<Queue> Queue::Create(const GuestMemory& memory, uint32_t index,
     p.host = *s;
   }
   const bool indirect = (features & FeatureBit(kFRingIndirectDesc)) != 0;
-  return Queue(&memory, index, n, indirect, parts[0].host, parts[1].host, parts[2].host);
+  const bool event_idx = (features & FeatureBit(kFRingEventIdx)) != 0;
+  return Queue(&memory, index, n, indirect, event_idx, parts[0].host, parts[1].host, parts[2].host);
 }
 
 absl::Status Queue::Malformed(const std::string& what) const {
@@ -190,7 +192,15 @@ absl::Status Queue::WalkIndirect(const Desc& d, DescriptorChain& chain, bool& se
 }
 
 absl::StatusOr<std::optional<DescriptorChain>> Queue::Pop() {
-  SKIFF_ASSIGN_OR_RETURN(const bool available, HasAvailable());
+  SKIFF_ASSIGN_OR_RETURN(bool available, HasAvailable());
+  if (!available && event_idx_) {
+    // avail_event: "notify me when you make index next_avail_ available", then look again
+    // in case the driver added a chain before it could see the new avail_event.
+    std::atomic_ref<uint16_t>(*U16At(used_, kRingEntries + kUsedElemSize * size_))
+        .store(next_avail_, std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    SKIFF_ASSIGN_OR_RETURN(available, HasAvailable());
+  }
   if (!available) return std::nullopt;
   // Ordered after the acquire load of the index in HasAvailable().
   const uint16_t head =
@@ -245,6 +255,14 @@ bool Queue::NeedsInterrupt() {
   // The used index store must be visible before we read the driver's flags (the driver does
   // the mirror image: writes flags, fences, reads the used index).
   std::atomic_thread_fence(std::memory_order_seq_cst);
+  const uint16_t old_used = std::exchange(used_at_last_signal_check_, next_used_);
+  if (event_idx_) {
+    // vring_need_event(): interrupt if used_event lies in [old_used, next_used_).
+    const uint16_t used_event = std::atomic_ref<uint16_t>(*U16At(avail_, kRingEntries + 2 * size_))
+                                    .load(std::memory_order_relaxed);
+    return static_cast<uint16_t>(next_used_ - used_event - 1) <
+           static_cast<uint16_t>(next_used_ - old_used);
+  }
   const uint16_t flags =
       std::atomic_ref<uint16_t>(*U16At(avail_, kRingFlags)).load(std::memory_order_relaxed);
   return (flags & kAvailFNoInterrupt) == 0;

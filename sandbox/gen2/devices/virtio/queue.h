@@ -17,6 +17,12 @@
 // Ring indices are read with acquire loads and the used index is published with a release
 // store; the check whether the driver wants an interrupt comes after a full fence.
 //
+// VIRTIO_RING_F_EVENT_IDX (2.7.7, 2.7.10), when negotiated: NeedsInterrupt() follows the
+// driver's used_event instead of VIRTQ_AVAIL_F_NO_INTERRUPT, and whenever Pop() finds the
+// ring empty it sets avail_event to the next index it will consume (so the driver notifies
+// for the next chain it adds) and looks once more, closing the race with a driver adding one
+// meanwhile. A device therefore relies on notifications only after a Pop() returned nullopt.
+//
 // Not thread-safe: the device that owns a Queue serializes access to it.
 
 #include <cstdint>
@@ -110,12 +116,13 @@ class Queue {
   };
   static_assert(sizeof(Desc) == 16, "struct virtq_desc");
 
-  Queue(const GuestMemory* memory, uint32_t index, uint16_t size, bool indirect,
+  Queue(const GuestMemory* memory, uint32_t index, uint16_t size, bool indirect, bool event_idx,
         std::span<uint8_t> desc, std::span<uint8_t> avail, std::span<uint8_t> used)
       : memory_(memory),
         index_(index),
         size_(size),
         indirect_(indirect),
+        event_idx_(event_idx),
         desc_(desc),
         avail_(avail),
         used_(used) {}
@@ -129,12 +136,14 @@ class Queue {
   uint32_t index_;
   uint16_t size_;
   bool indirect_;
+  bool event_idx_;
   std::span<uint8_t> desc_;
   std::span<uint8_t> avail_;
   std::span<uint8_t> used_;
   uint16_t next_avail_ = 0;
   uint16_t next_used_ = 0;
   bool used_since_signal_ = false;
+  uint16_t used_at_last_signal_check_ = 0;
 };
 
 }  // namespace skiff::gen2::virtio
