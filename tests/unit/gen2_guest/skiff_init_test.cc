@@ -6,6 +6,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -142,7 +143,7 @@ TEST(SkiffInitTest, RunsTheAppForwardsItsOutputAndReportsItsExitCode) {
   FakeHost host;
   int32_t pid = host.Start(ShellSpec(
       "echo out; echo err >&2; echo \"PORT=$PORT FOO=$FOO PATH=$PATH cwd=$(pwd) uid=$(id -u)\";"
-      " exit 3"));
+      " echo nofile=$(ulimit -n) core=$(ulimit -c); exit 3"));
   EXPECT_GT(pid, 0);
   EXPECT_EQ(host.Next(), Message(Exited{false, 3}));
   EXPECT_THAT(host.out(), HasSubstr("out\n"));
@@ -150,6 +151,13 @@ TEST(SkiffInitTest, RunsTheAppForwardsItsOutputAndReportsItsExitCode) {
   // PORT from the spec replaces the env's; a default PATH; the spec's cwd and user.
   EXPECT_THAT(host.out(), HasSubstr("PORT=9090 FOO=bar PATH=/usr/local/sbin:/usr/local/bin:"));
   EXPECT_THAT(host.out(), HasSubstr("cwd=/tmp uid=" + std::to_string(getuid()) + "\n"));
+  // gen1's limits: 65536 fds — or the hard limit, if lower and not ours to raise
+  // (CAP_SYS_RESOURCE, which the guest's root has) — and no core dumps.
+  rlimit nofile;
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &nofile), 0);
+  const std::string capped = std::to_string(std::min<rlim_t>(65536, nofile.rlim_max));
+  EXPECT_THAT(host.out(), ::testing::AnyOf(HasSubstr("nofile=65536 core=0\n"),
+                                           HasSubstr("nofile=" + capped + " core=0\n")));
   host.ExpectEof();
   EXPECT_EQ(host.Wait(), 0);
 }

@@ -4,6 +4,7 @@
 #include <grp.h>
 #include <limits.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -14,7 +15,15 @@ namespace skiff::gen2::init {
 namespace {
 
 // What the child failed at, written to the error pipe before _exit.
+// The app's resource limits, as gen1 sets them (docs/shim.md): many fds, no core dumps.
+struct RlimitSetting {
+  int resource;
+  rlim_t value;
+};
+constexpr RlimitSetting kRlimits[] = {{RLIMIT_NOFILE, 65536}, {RLIMIT_CORE, 0}};
+
 enum class ChildStage : int32_t {
+  kRlimits,
   kSignals = 1,
   kSession,
   kStdio,
@@ -97,6 +106,16 @@ int Exec(const ExecPlan& plan) {
   for (int target = 0; target < 3; ++target) {
     if (dup2(from[target], target) < 0) ChildFail(plan, ChildStage::kStdio, errno);
   }
+  for (const RlimitSetting& r : kRlimits) {
+    struct rlimit lim = {r.value, r.value};
+    if (setrlimit(r.resource, &lim) == 0) continue;
+    // Raising the hard limit needs CAP_SYS_RESOURCE (the guest's root has it): without,
+    // as much as the hard limit allows.
+    struct rlimit cur;
+    if (getrlimit(r.resource, &cur) != 0) ChildFail(plan, ChildStage::kRlimits, errno);
+    lim.rlim_cur = lim.rlim_max = r.value < cur.rlim_max ? r.value : cur.rlim_max;
+    if (setrlimit(r.resource, &lim) != 0) ChildFail(plan, ChildStage::kRlimits, errno);
+  }
   if (plan.change_ids) {
     if (setgroups(0, nullptr) != 0) ChildFail(plan, ChildStage::kGroups, errno);
     if (setresgid(plan.gid, plan.gid, plan.gid) != 0) ChildFail(plan, ChildStage::kGid, errno);
@@ -108,6 +127,8 @@ int Exec(const ExecPlan& plan) {
 
 std::string DescribeFailure(const ChildFailure& f, const control::InstanceSpec& spec) {
   switch (f.stage) {
+    case ChildStage::kRlimits:
+      return "app: setrlimit";
     case ChildStage::kSignals:
       return "app: sigprocmask";
     case ChildStage::kSession:
