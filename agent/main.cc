@@ -24,6 +24,7 @@
 #include <fstream>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "absl/flags/flag.h"
@@ -58,6 +59,12 @@ ABSL_FLAG(std::string, registry_ca, "", "extra CA bundle for TLS registries");
 ABSL_FLAG(std::string, ip_pool, "10.88.0.0/16", "CIDR carved into /31 pairs for instance veths");
 ABSL_FLAG(std::string, shim, "",
           "skiff-shim binary (default: next to skiffd, or ../shim/ in a build tree)");
+ABSL_FLAG(std::string, gen2_kernel, "",
+          "gen2 guest kernel (bzImage or vmlinux; scripts/guest-kernel.sh); empty: GEN2 refused");
+ABSL_FLAG(std::string, gen2_initramfs, "",
+          "gen2 guest initramfs with skiff-init as /init (scripts/guest-kernel.sh)");
+ABSL_FLAG(std::string, gen2_vmm, "",
+          "skiff-vmm binary (default: next to skiffd, or ../sandbox/gen2/ in a build tree)");
 ABSL_FLAG(uint32_t, node_vcpus_milli, 0, "CPU offered to instances, milli-vCPUs (0 = host's)");
 ABSL_FLAG(uint64_t, node_memory_bytes, 0, "memory offered to instances, bytes (0 = host's)");
 ABSL_FLAG(std::string, cgroup_parent, "skiff",
@@ -179,6 +186,15 @@ int Run() {
     }
   }
 
+  std::string vmm = absl::GetFlag(FLAGS_gen2_vmm);
+  if (vmm.empty()) {
+    vmm = SelfDir() + "/skiff-vmm";
+    const std::string build_tree = SelfDir() + "/../sandbox/gen2/skiff-vmm";
+    if (access(vmm.c_str(), X_OK) != 0 && access(build_tree.c_str(), X_OK) == 0) {
+      vmm = std::filesystem::canonical(build_tree);
+    }
+  }
+
   images::StoreOptions store_options;
   store_options.root = std::filesystem::absolute(absl::GetFlag(FLAGS_image_root));
   store_options.insecure_registries = absl::GetFlag(FLAGS_insecure_registry);
@@ -239,6 +255,18 @@ int Run() {
   }
   options.cpu_throttle = !ingress_listen.empty();
   options.cpu_floor_bp = absl::GetFlag(FLAGS_cpu_floor_bp);
+  for (const auto& [flag, value, out] :
+       {std::tuple{"--gen2-kernel", absl::GetFlag(FLAGS_gen2_kernel), &options.gen2_kernel},
+        std::tuple{"--gen2-initramfs", absl::GetFlag(FLAGS_gen2_initramfs),
+                   &options.gen2_initramfs}}) {
+    if (value.empty()) continue;
+    if (access(value.c_str(), R_OK) != 0) {
+      log->error("flag {}: {}: not readable", flag, value);
+      return 2;
+    }
+    *out = std::filesystem::absolute(value);
+  }
+  if (!options.gen2_kernel.empty() && access(vmm.c_str(), X_OK) == 0) options.gen2_vmm = vmm;
   if (options.cpu_floor_bp < 1 || options.cpu_floor_bp > 10000) {
     log->error("flag --cpu-floor-bp: {} is not in 1..10000", options.cpu_floor_bp);
     return 2;

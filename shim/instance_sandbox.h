@@ -9,7 +9,10 @@
 
 #include <sys/types.h>
 
+#include <functional>
 #include <memory>
+#include <string>
+#include <string_view>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -34,11 +37,25 @@ class InstanceSandbox {
   virtual absl::StatusOr<bool> OomKilled() const = 0;
   // Releases what the sandbox holds (cgroup, veth or tap, mounts). Idempotent.
   virtual absl::Status Destroy() = 0;
+
+  // An fd the shim's loop watches for EPOLLIN and then calls OnEvent(); -1: none (gen1).
+  // gen2: the control channel with skiff-init.
+  virtual int event_fd() const { return -1; }
+  virtual void OnEvent() {}
+  // Why the app could not be started after Start() returned (gen2: skiff-init's error
+  // report), or "".
+  virtual std::string start_error() const { return ""; }
 };
 
+// Output of the app that does not come through the stdout/stderr pipes (gen2: log frames
+// from the guest). stream 1 = stdout, 2 = stderr.
+using OutputSink = std::function<void(int stream, std::string_view data)>;
+
 // Builds the sandbox `config.generation()` names and starts the app, its stdout and stderr
-// going to the given pipe write ends. On error nothing is left behind.
+// going to the given pipe write ends (gen1) or to `output` (gen2). On error nothing is left
+// behind.
 absl::StatusOr<std::unique_ptr<InstanceSandbox>> StartSandbox(const v1::shim::ShimConfig& config,
-                                                              int stdout_fd, int stderr_fd);
+                                                              int stdout_fd, int stderr_fd,
+                                                              OutputSink output);
 
 }  // namespace skiff::shim

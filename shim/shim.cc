@@ -71,6 +71,7 @@ enum Token : uint64_t {
   kProbeAttemptToken,
   kStdoutToken,
   kStderrToken,
+  kSandboxToken,
   kClientBase = 1ull << 32,
 };
 
@@ -272,8 +273,11 @@ void Shim::StartInstance() {
     if (!ip.ok()) return FailStart(Annotate(ip.status(), "instance_ip"));
     probe_ip_be_ = *ip;
   }
-  absl::StatusOr<std::unique_ptr<InstanceSandbox>> sandbox =
-      StartSandbox(config_, write_ends[0].get(), write_ends[1].get());
+  absl::StatusOr<std::unique_ptr<InstanceSandbox>> sandbox = StartSandbox(
+      config_, write_ends[0].get(), write_ends[1].get(), [this](int stream, std::string_view data) {
+        console_->Append(stream == 2 ? ConsoleStream::kStderr : ConsoleStream::kStdout, data.data(),
+                         data.size(), absl::Now());
+      });
   if (!sandbox.ok()) return FailStart(sandbox.status());
   sandbox_ = std::move(*sandbox);
   write_ends[0].Reset();
@@ -281,6 +285,11 @@ void Shim::StartInstance() {
   for (int i = 0; i < 2; ++i) {
     absl::Status st = Watch(out_[i].get(), i == 0 ? kStdoutToken : kStderrToken);
     if (!st.ok()) Log("event=watch_output_failed error=\"", st.message(), "\"");
+  }
+  if (sandbox_->event_fd() >= 0) {
+    if (absl::Status st = Watch(sandbox_->event_fd(), kSandboxToken); !st.ok()) {
+      return FailStart(st);  // without its control channel a gen2 instance cannot run
+    }
   }
   status_.set_state(v1::shim::RUNNING);
   status_.set_pid(sandbox_->init_pid());
@@ -506,7 +515,9 @@ void Shim::OnSignal() {
 }
 
 void Shim::Finish(int init_wait_status) {
+  if (sandbox_->event_fd() >= 0) Unwatch(sandbox_->event_fd());
   AppExit app = sandbox_->OnInitExited(init_wait_status);
+  const std::string start_error = app.reported ? "" : sandbox_->start_error();
   absl::Status killed = sandbox_->KillAll();
   if (!killed.ok()) Log("event=kill_stragglers_failed error=\"", killed.message(), "\"");
   absl::StatusOr<bool> oom = sandbox_->OomKilled();
@@ -529,7 +540,10 @@ void Shim::Finish(int init_wait_status) {
     status_.set_exit_signal(WIFSIGNALED(ws) ? WTERMSIG(ws) : 0);
   }
   int32_t reason;
-  if (oom.ok() && *oom) {
+  if (!start_error.empty()) {
+    reason = kStartFailed;
+    status_.set_exit_message(start_error);
+  } else if (oom.ok() && *oom) {
     reason = kOomKilled;
   } else if (probe_failed_) {
     reason = kStartupProbeFailed;
@@ -584,6 +598,9 @@ void Shim::Loop() {
           break;
         case kStderrToken:
           OnOutput(ConsoleStream::kStderr);
+          break;
+        case kSandboxToken:
+          if (sandbox_) sandbox_->OnEvent();
           break;
         default:
           if (token >= kClientBase) OnClient(token - kClientBase);

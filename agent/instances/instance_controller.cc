@@ -94,6 +94,13 @@ absl::StatusOr<v1::Instance> InstanceController::Create(std::string id, v1::Inst
   SKIFF_RETURN_IF_ERROR(ValidateInstanceId(id));
   ApplySpecDefaults(&spec);
   SKIFF_RETURN_IF_ERROR(ValidateSpec(spec));
+  if (spec.generation() == v1::GEN2 &&
+      (options_.gen2_kernel.empty() || options_.gen2_initramfs.empty() ||
+       options_.gen2_vmm.empty())) {
+    return absl::FailedPreconditionError(
+        "spec.generation: GEN2 needs skiffd started with --gen2-kernel and --gen2-initramfs "
+        "(scripts/guest-kernel.sh builds them) and a skiff-vmm binary");
+  }
 
   // Idempotency and capacity, then reserve the id and the resources.
   {
@@ -190,6 +197,11 @@ absl::StatusOr<v1::Instance> InstanceController::Create(std::string id, v1::Inst
   config.set_port(spec.port());
   config.set_startup_timeout_ms(absl::ToInt64Milliseconds(ToAbsl(spec.startup_timeout())));
   config.set_termination_grace_ms(absl::ToInt64Milliseconds(ToAbsl(spec.termination_grace())));
+  if (spec.generation() == v1::GEN2) {
+    config.mutable_gen2()->set_vmm_path(options_.gen2_vmm);
+    config.mutable_gen2()->set_kernel_path(options_.gen2_kernel);
+    config.mutable_gen2()->set_initramfs_path(options_.gen2_initramfs);
+  }
 
   SKIFF_RETURN_IF_ERROR(Annotate(runtime_->Launch(config), absl::StrCat("start instance ", id)));
 

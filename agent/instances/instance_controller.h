@@ -45,6 +45,11 @@ struct ControllerOptions {
   // cpu_floor_bp basis points of one CPU. Off: the quota stays as the shim set it.
   bool cpu_throttle = false;
   uint32_t cpu_floor_bp = 100;
+  // gen2 microVMs: the VMM and the guest's boot files. All empty: GEN2 specs are refused
+  // with FAILED_PRECONDITION naming the missing flags.
+  std::string gen2_vmm;
+  std::string gen2_kernel;
+  std::string gen2_initramfs;
 };
 
 // Called by Stop before the instance is signalled: stop sending it requests and wait

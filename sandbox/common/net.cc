@@ -465,6 +465,26 @@ absl::Status CreateVethPair(const VethConfig& cfg, pid_t netns_pid) {
   return absl::OkStatus();
 }
 
+absl::Status AddressAndUp(const std::string& ifname, const std::string& ip, uint32_t prefix_len) {
+  SKIFF_RETURN_IF_ERROR(ValidateIfName("ifname", ifname));
+  absl::StatusOr<uint32_t> ip_be = ParseIpv4(ip);
+  if (!ip_be.ok()) return Annotate(ip_be.status(), "ip");
+  if (prefix_len < 1 || prefix_len > 32) {
+    return absl::InvalidArgumentError(absl::StrCat("prefix_len ", prefix_len, ": must be 1..32"));
+  }
+  UniqueFd fd;
+  if (int err = OpenRtnl(&fd)) return ErrnoStatus(err, "socket(AF_NETLINK, NETLINK_ROUTE)");
+  int index = 0;
+  if (int err = GetIfIndex(fd.get(), ifname.c_str(), &index)) {
+    return LinkError(err, absl::StrCat("RTM_GETLINK(", ifname, ")"));
+  }
+  if (int err = AddAddress(fd.get(), index, *ip_be, prefix_len)) {
+    return ErrnoStatus(err, "RTM_NEWADDR(", ifname, ", ", ip, "/", prefix_len, ")");
+  }
+  if (int err = SetLinkUp(fd.get(), index)) return ErrnoStatus(err, "RTM_NEWLINK(", ifname, " up)");
+  return absl::OkStatus();
+}
+
 int ConfigureInstanceNetwork(const char* ifname, uint32_t instance_ip_be, uint32_t host_ip_be,
                              uint32_t prefix_len) {
   if (ifname == nullptr || ifname[0] == '\0' || strnlen(ifname, IFNAMSIZ) >= IFNAMSIZ ||

@@ -36,6 +36,10 @@ absl::Status CreateVethPair(const VethConfig& cfg, pid_t netns_pid);
 int ConfigureInstanceNetwork(const char* ifname, uint32_t instance_ip_be, uint32_t host_ip_be,
                              uint32_t prefix_len);
 
+// In the host netns: addresses an existing link (gen2's tap) with ip/prefix_len and brings
+// it up. NotFound if there is no such link.
+absl::Status AddressAndUp(const std::string& ifname, const std::string& ip, uint32_t prefix_len);
+
 // Deletes a host-side link by name; NotFound if it does not exist.
 absl::Status DeleteLink(const std::string& ifname);
 

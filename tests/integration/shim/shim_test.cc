@@ -192,11 +192,11 @@ TEST_F(ShimTest, BadProgramIsStartFailedNamingExecveAndThePath) {
   EXPECT_THAT(st.exit_message(), AllOf(HasSubstr("execve"), HasSubstr("/bin/not-there")));
 }
 
-TEST_F(ShimTest, Generation2IsNotImplemented) {
+TEST_F(ShimTest, Generation2WithoutItsBootFilesIsRefused) {
   v1::shim::ShimConfig config = Config({"true"}, true);
   config.set_generation(2);
   EXPECT_THAT(LaunchShim(ShimBinary(), config),
-              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("not implemented")));
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("kernel_path")));
 }
 
 TEST_F(ShimTest, InstanceSurvivesItsLauncherAndAnotherClientStopsIt) {

@@ -159,7 +159,19 @@ TEST(ShimConfigTest, ValidatesAndConverts) {
 
   v1::shim::ShimConfig bad = c;
   bad.set_generation(2);
-  EXPECT_THAT(ValidateShimConfig(bad), StatusIs(absl::StatusCode::kUnimplemented));
+  EXPECT_THAT(ValidateShimConfig(bad),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("kernel_path")))
+      << "gen2 needs the VMM and the guest's boot files";
+  bad.mutable_gen2()->set_vmm_path("/usr/lib/skiff/skiff-vmm");
+  bad.mutable_gen2()->set_kernel_path("/var/cache/skiff/vmlinuz");
+  bad.mutable_gen2()->set_initramfs_path("/var/cache/skiff/initramfs");
+  SKIFF_EXPECT_OK(ValidateShimConfig(bad));
+  gen2::Gen2SandboxSpec g = ToGen2SandboxSpec(bad, "nameserver 10.0.0.2\n");
+  EXPECT_EQ(g.hostname, "i-1");
+  EXPECT_EQ(g.vcpus_milli, 1000u);
+  EXPECT_EQ(g.memory_bytes, 1u << 30);
+  EXPECT_EQ(g.kernel_path, "/var/cache/skiff/vmlinuz");
+  EXPECT_EQ(g.host_resolv_conf, "nameserver 10.0.0.2\n");
   bad = c;
   bad.set_generation(7);
   EXPECT_THAT(ValidateShimConfig(bad),
