@@ -99,6 +99,7 @@ absl::StatusOr<std::unique_ptr<Vmm>> Vmm::Create(VmmConfig config) {
   SKIFF_RETURN_IF_ERROR(vmm->OpenKvm());
   SKIFF_RETURN_IF_ERROR(vmm->CreateVm());
   SKIFF_RETURN_IF_ERROR(vmm->CreateMemory());
+  SKIFF_RETURN_IF_ERROR(vmm->CreateIrqchip());
   SKIFF_RETURN_IF_ERROR(vmm->LoadKernel());
   SKIFF_RETURN_IF_ERROR(vmm->LoadInitramfs());
   SKIFF_RETURN_IF_ERROR(vmm->CreateLegacyDevices());
@@ -119,6 +120,13 @@ absl::Status Vmm::OpenKvm() {
 absl::Status Vmm::CreateVm() {
   SKIFF_ASSIGN_OR_RETURN(Vm vm, kvm_->CreateVm());
   vm_ = std::make_unique<Vm>(std::move(vm));
+  return absl::OkStatus();
+}
+
+// After the guest memory's slots: registering a slot once KVM's TSS pages and the in-kernel
+// irqchip exist costs KVM a flush — 6.7 ms here (PVM) against 0.16 ms for the same calls in
+// this order.
+absl::Status Vmm::CreateIrqchip() {
   SKIFF_RETURN_IF_ERROR(vm_->SetTssAddr(layout::kKvmTssAddr));
   SKIFF_RETURN_IF_ERROR(vm_->SetIdentityMapAddr(layout::kKvmIdentityMapAddr));
   SKIFF_RETURN_IF_ERROR(vm_->CreateIrqchip());

@@ -2,8 +2,8 @@
 
 // The gen2 VMM: one microVM, built by Create() as a linear checklist and run by Run().
 //
-//   Create: validate the config → open /dev/kvm, check capabilities → create the VM, its
-//   TSS and identity-map pages, the in-kernel irqchip and PIT → guest memory → load the
+//   Create: validate the config → open /dev/kvm, check capabilities → create the VM → guest
+//   memory → its TSS and identity-map pages, the in-kernel irqchip and PIT → load the
 //   kernel (bzImage or ELF) → load the initramfs → devices (COM1, i8042, the virtio-mmio
 //   slots) → the command line → the zero page, the MP table, GDT and page tables → vCPUs
 //   (CPUID, MSRs, FPU, LAPIC LINT0/1; the boot vCPU's registers at the 64-bit entry).
@@ -89,6 +89,7 @@ class Vmm {
   absl::Status OpenKvm();
   absl::Status CreateVm();
   absl::Status CreateMemory();
+  absl::Status CreateIrqchip();
   absl::Status LoadKernel();
   absl::Status LoadInitramfs();
   absl::Status CreateLegacyDevices();
