@@ -25,10 +25,6 @@
 #include "sandbox/common/status.h"
 #include "sandbox/common/unique_fd.h"
 
-#ifndef SKIFF_SOURCE_DIR_DEFAULT
-#define SKIFF_SOURCE_DIR_DEFAULT "."
-#endif
-
 namespace skiff::testing {
 namespace {
 
@@ -167,11 +163,6 @@ std::string ConfigYaml(const std::string& dir, int port) {
 }
 
 }  // namespace
-
-std::string SourceDir() {
-  const char* env = getenv("SKIFF_SOURCE_DIR");
-  return env != nullptr && *env != '\0' ? env : SKIFF_SOURCE_DIR_DEFAULT;
-}
 
 bool ProcessRunning(pid_t pid) {
   if (pid <= 0 || (kill(pid, 0) != 0 && errno == ESRCH)) return false;

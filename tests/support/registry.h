@@ -20,6 +20,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "tests/support/shell.h"
 
 namespace skiff::testing {
 
@@ -91,8 +92,7 @@ absl::StatusOr<HttpResponse> HttpGet(const std::string& url,
 // exited).
 bool ProcessRunning(pid_t pid);
 
-// The source tree: $SKIFF_SOURCE_DIR (set by skiff_add_test), else the configure-time path.
-std::string SourceDir();
+// SourceDir() is in tests/support/shell.h (included here for the callers that used it).
 
 // Runs argv (argv[0] looked up in PATH) with stdout+stderr going to `log_path`, waits for
 // it, and returns OK on exit status 0, else an error naming the command, its status and

@@ -188,6 +188,49 @@ absl::Status FromGrpc(const grpc::Status& status, const std::string& what) {
                       absl::StrCat(what, ": ", status.error_message()));
 }
 
+absl::StatusOr<v1::Instance> WaitForState(v1::Agent::Stub& stub, const std::string& id,
+                                          v1::InstanceState want, absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (true) {
+    grpc::ClientContext ctx;
+    v1::GetInstanceRequest req;
+    req.set_instance_id(id);
+    v1::Instance inst;
+    SKIFF_RETURN_IF_ERROR(FromGrpc(stub.GetInstance(&ctx, req, &inst), "GetInstance(" + id + ")"));
+    if (inst.state() == want) return inst;
+    if (inst.state() == v1::EXITED) {
+      return absl::FailedPreconditionError(absl::StrCat(id, " exited waiting for ",
+                                                        v1::InstanceState_Name(want), ": ",
+                                                        inst.exit().ShortDebugString()));
+    }
+    if (absl::Now() > deadline) {
+      return absl::DeadlineExceededError(absl::StrCat(id, " still ",
+                                                      v1::InstanceState_Name(inst.state()),
+                                                      ", wanted ", v1::InstanceState_Name(want)));
+    }
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+}
+
+absl::StatusOr<std::string> ReadLogs(v1::Agent::Stub& stub, const std::string& id,
+                                     LogFormat format) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  v1::StreamLogsRequest req;
+  req.set_instance_id(id);
+  auto reader = stub.StreamLogs(&ctx, req);
+  v1::LogEntry e;
+  std::string out;
+  while (reader->Read(&e)) {
+    if (format == LogFormat::kTagged) {
+      out += e.stream() == v1::LogEntry::STDERR ? "err:" : "out:";
+    }
+    absl::StrAppend(&out, e.line(), e.partial() ? "" : "\n");
+  }
+  SKIFF_RETURN_IF_ERROR(FromGrpc(reader->Finish(), "StreamLogs(" + id + ")"));
+  return out;
+}
+
 absl::StatusOr<uint64_t> ReadCgroupCounter(const std::string& path) {
   absl::StatusOr<std::string> text = ReadFileToString(path);
   uint64_t v = 0;

@@ -69,6 +69,18 @@ class SkiffdProcess {
 // A gRPC status as an absl::Status of the same code, the message prefixed with `what`.
 absl::Status FromGrpc(const grpc::Status& status, const std::string& what);
 
+// Polls GetInstance until `id` is in state `want`. Reaching EXITED when something else
+// was wanted ends the wait with FailedPrecondition (carrying the exit); DeadlineExceeded
+// after `timeout`.
+absl::StatusOr<v1::Instance> WaitForState(v1::Agent::Stub& stub, const std::string& id,
+                                          v1::InstanceState want, absl::Duration timeout);
+
+// Every log line of an instance so far (no follow), newline-terminated. Tagged: each line
+// starts with "out:" or "err:" after its stream.
+enum class LogFormat { kPlain, kTagged };
+absl::StatusOr<std::string> ReadLogs(v1::Agent::Stub& stub, const std::string& id,
+                                     LogFormat format = LogFormat::kPlain);
+
 // A cgroup counter file's value (e.g. cpuacct.usage); NotFound naming the path if it cannot
 // be read as a number.
 absl::StatusOr<uint64_t> ReadCgroupCounter(const std::string& path);

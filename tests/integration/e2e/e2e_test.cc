@@ -29,46 +29,6 @@ using ::testing::Not;
 
 constexpr uint64_t kMiB = 1024 * 1024;
 
-// Polls GetInstance until the state is `want`; EXITED ends the wait with an error
-// unless it is what was wanted.
-absl::StatusOr<v1::Instance> WaitForState(v1::Agent::Stub& stub, const std::string& id,
-                                          v1::InstanceState want, absl::Duration timeout) {
-  absl::Time deadline = absl::Now() + timeout;
-  while (true) {
-    grpc::ClientContext ctx;
-    v1::GetInstanceRequest req;
-    req.set_instance_id(id);
-    v1::Instance inst;
-    SKIFF_RETURN_IF_ERROR(FromGrpc(stub.GetInstance(&ctx, req, &inst), "GetInstance(" + id + ")"));
-    if (inst.state() == want) return inst;
-    if (inst.state() == v1::EXITED) {
-      return absl::FailedPreconditionError(absl::StrCat(id, " exited waiting for ",
-                                                        v1::InstanceState_Name(want), ": ",
-                                                        inst.exit().ShortDebugString()));
-    }
-    if (absl::Now() > deadline) {
-      return absl::DeadlineExceededError(absl::StrCat(id, " still ",
-                                                      v1::InstanceState_Name(inst.state()),
-                                                      ", wanted ", v1::InstanceState_Name(want)));
-    }
-    absl::SleepFor(absl::Milliseconds(10));
-  }
-}
-
-// Every log line of an instance (no follow).
-absl::StatusOr<std::string> ReadLogs(v1::Agent::Stub& stub, const std::string& id) {
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-  v1::StreamLogsRequest req;
-  req.set_instance_id(id);
-  auto reader = stub.StreamLogs(&ctx, req);
-  v1::LogEntry e;
-  std::string out;
-  while (reader->Read(&e)) absl::StrAppend(&out, e.line(), e.partial() ? "" : "\n");
-  SKIFF_RETURN_IF_ERROR(FromGrpc(reader->Finish(), "StreamLogs(" + id + ")"));
-  return out;
-}
-
 class E2ETest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {

@@ -26,56 +26,6 @@ using ::testing::HasSubstr;
 
 constexpr uint64_t kMiB = 1024 * 1024;
 
-absl::StatusOr<v1::Instance> WaitExited(v1::Agent::Stub& stub, const std::string& id,
-                                        absl::Duration timeout) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (true) {
-    grpc::ClientContext ctx;
-    v1::GetInstanceRequest req;
-    req.set_instance_id(id);
-    v1::Instance inst;
-    SKIFF_RETURN_IF_ERROR(FromGrpc(stub.GetInstance(&ctx, req, &inst), "GetInstance(" + id + ")"));
-    if (inst.state() == v1::EXITED) return inst;
-    if (absl::Now() > deadline) {
-      return absl::DeadlineExceededError(
-          absl::StrCat(id, " still ", v1::InstanceState_Name(inst.state())));
-    }
-    absl::SleepFor(absl::Milliseconds(20));
-  }
-}
-
-absl::StatusOr<v1::Instance> WaitRunning(v1::Agent::Stub& stub, const std::string& id) {
-  const absl::Time deadline = absl::Now() + absl::Seconds(30);
-  while (true) {
-    grpc::ClientContext ctx;
-    v1::GetInstanceRequest req;
-    req.set_instance_id(id);
-    v1::Instance inst;
-    SKIFF_RETURN_IF_ERROR(FromGrpc(stub.GetInstance(&ctx, req, &inst), "GetInstance(" + id + ")"));
-    if (inst.state() == v1::STARTED || inst.state() == v1::READY) return inst;
-    if (inst.state() == v1::EXITED || absl::Now() > deadline) {
-      return absl::FailedPreconditionError(
-          absl::StrCat(id, " not running: ", inst.ShortDebugString()));
-    }
-    absl::SleepFor(absl::Milliseconds(20));
-  }
-}
-
-absl::StatusOr<std::string> ReadLogs(v1::Agent::Stub& stub, const std::string& id) {
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-  v1::StreamLogsRequest req;
-  req.set_instance_id(id);
-  auto reader = stub.StreamLogs(&ctx, req);
-  v1::LogEntry e;
-  std::string out;
-  while (reader->Read(&e)) {
-    absl::StrAppend(&out, e.stream() == v1::LogEntry::STDERR ? "err:" : "out:", e.line(), "\n");
-  }
-  SKIFF_RETURN_IF_ERROR(FromGrpc(reader->Finish(), "StreamLogs(" + id + ")"));
-  return out;
-}
-
 class Gen2AgentTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -165,10 +115,11 @@ TEST_F(Gen2AgentTest, Gen2IsRefusedWhenSkiffdHasNoGuestKernel) {
 TEST_F(Gen2AgentTest, JobRunsWithItsOutputAndExitCodeReported) {
   StartSkiffd(true);
   SKIFF_ASSERT_OK(Create("g2-job", Gen2Job("echo gen2-out; echo gen2-err >&2; exit 7")));
-  SKIFF_ASSERT_OK_AND_ASSIGN(v1::Instance done, WaitExited(stub(), "g2-job", absl::Seconds(60)));
+  SKIFF_ASSERT_OK_AND_ASSIGN(v1::Instance done,
+                             WaitForState(stub(), "g2-job", v1::EXITED, absl::Seconds(60)));
   EXPECT_EQ(done.exit().code(), 7) << done.exit().ShortDebugString();
   EXPECT_EQ(done.exit().reason(), v1::COMPLETED) << done.exit().ShortDebugString();
-  SKIFF_ASSERT_OK_AND_ASSIGN(std::string logs, ReadLogs(stub(), "g2-job"));
+  SKIFF_ASSERT_OK_AND_ASSIGN(std::string logs, ReadLogs(stub(), "g2-job", LogFormat::kTagged));
   EXPECT_THAT(logs, HasSubstr("out:gen2-out"));
   EXPECT_THAT(logs, HasSubstr("err:gen2-err"));
 }
@@ -178,11 +129,11 @@ TEST_F(Gen2AgentTest, StopForwardsSigtermThroughTheControlChannel) {
   SKIFF_ASSERT_OK(
       Create("g2-stop",
              Gen2Job("trap 'echo got-term; exit 0' TERM; echo up; while :; do sleep 0.05; done")));
-  SKIFF_ASSERT_OK(WaitRunning(stub(), "g2-stop").status());
+  SKIFF_ASSERT_OK(WaitForState(stub(), "g2-stop", v1::STARTED, absl::Seconds(30)).status());
   // Give skiff-init time to have started the shell and its trap.
   const absl::Time wait_up = absl::Now() + absl::Seconds(20);
   while (absl::Now() < wait_up) {
-    absl::StatusOr<std::string> logs = ReadLogs(stub(), "g2-stop");
+    absl::StatusOr<std::string> logs = ReadLogs(stub(), "g2-stop", LogFormat::kTagged);
     if (logs.ok() && logs->find("out:up") != std::string::npos) break;
     absl::SleepFor(absl::Milliseconds(20));
   }
@@ -193,11 +144,12 @@ TEST_F(Gen2AgentTest, StopForwardsSigtermThroughTheControlChannel) {
   req.mutable_grace()->set_seconds(10);
   v1::Instance out;
   SKIFF_ASSERT_OK(FromGrpc(stub().StopInstance(&ctx, req, &out), "StopInstance"));
-  SKIFF_ASSERT_OK_AND_ASSIGN(v1::Instance done, WaitExited(stub(), "g2-stop", absl::Seconds(30)));
+  SKIFF_ASSERT_OK_AND_ASSIGN(v1::Instance done,
+                             WaitForState(stub(), "g2-stop", v1::EXITED, absl::Seconds(30)));
   EXPECT_LT(absl::Now() - t0, absl::Seconds(5)) << "SIGTERM should end it, not the grace period";
   EXPECT_EQ(done.exit().reason(), v1::STOPPED) << done.exit().ShortDebugString();
   EXPECT_EQ(done.exit().code(), 0) << done.exit().ShortDebugString();
-  SKIFF_ASSERT_OK_AND_ASSIGN(std::string logs, ReadLogs(stub(), "g2-stop"));
+  SKIFF_ASSERT_OK_AND_ASSIGN(std::string logs, ReadLogs(stub(), "g2-stop", LogFormat::kTagged));
   EXPECT_THAT(logs, HasSubstr("out:got-term"));
 }
 
@@ -208,7 +160,8 @@ TEST_F(Gen2AgentTest, AnEntrypointThatCannotStartIsReportedAsStartFailed) {
   spec.clear_args();
   spec.add_command("/nonexistent/app");
   SKIFF_ASSERT_OK(Create("g2-bad", spec));
-  SKIFF_ASSERT_OK_AND_ASSIGN(v1::Instance done, WaitExited(stub(), "g2-bad", absl::Seconds(60)));
+  SKIFF_ASSERT_OK_AND_ASSIGN(v1::Instance done,
+                             WaitForState(stub(), "g2-bad", v1::EXITED, absl::Seconds(60)));
   EXPECT_EQ(done.exit().reason(), v1::START_FAILED) << done.exit().ShortDebugString();
   EXPECT_THAT(done.exit().message(), HasSubstr("skiff-init"));
 }

@@ -21,32 +21,19 @@
 #include <vector>
 
 #include "sandbox/gen2/guest/initramfs.h"
+#include "tests/support/shell.h"
 
 namespace skiff::gen2::guest {
 namespace {
+
+using ::skiff::testing::Shell;
+using ::skiff::testing::SourceDir;
 
 using ::testing::HasSubstr;
 
 std::string ReadAll(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-std::string Shell(const std::string& command) {
-  FILE* p = popen(command.c_str(), "r");
-  EXPECT_NE(p, nullptr);
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
-  EXPECT_EQ(pclose(p), 0) << command;
-  return out;
-}
-
-// The source tree: ctest sets SKIFF_SOURCE_DIR; a direct run uses the configured one.
-std::string SourceDir() {
-  const char* dir = getenv("SKIFF_SOURCE_DIR");
-  return dir != nullptr ? dir : SKIFF_DEFAULT_SOURCE_DIR;
 }
 
 // The script's key=value lines.

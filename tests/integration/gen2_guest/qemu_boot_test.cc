@@ -32,30 +32,18 @@
 #include "sandbox/gen2/guest/control/host_channel.h"
 #include "sandbox/gen2/guest/initramfs.h"
 #include "sandbox/gen2/guest/root_image.h"
+#include "tests/support/shell.h"
 
 namespace skiff::gen2 {
 namespace {
+
+using ::skiff::testing::Shell;
+using ::skiff::testing::SourceDir;
 
 using control::Message;
 using ::testing::HasSubstr;
 
 constexpr absl::Duration kTimeout = absl::Seconds(90);
-
-std::string Shell(const std::string& command) {
-  FILE* p = popen(command.c_str(), "r");
-  EXPECT_NE(p, nullptr);
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
-  EXPECT_EQ(pclose(p), 0) << command;
-  return out;
-}
-
-std::string SourceDir() {
-  const char* dir = getenv("SKIFF_SOURCE_DIR");
-  return dir != nullptr ? dir : SKIFF_DEFAULT_SOURCE_DIR;
-}
 
 class QemuBootTest : public ::testing::Test {
  protected:

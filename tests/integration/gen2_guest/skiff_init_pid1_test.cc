@@ -24,26 +24,18 @@
 #include "sandbox/common/unique_fd.h"
 #include "sandbox/gen2/guest/control/host_channel.h"
 #include "sandbox/gen2/guest/root_image.h"
+#include "tests/support/shell.h"
 
 namespace skiff::gen2 {
 namespace {
+
+using ::skiff::testing::Shell;
 
 using control::Message;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
 constexpr absl::Duration kTimeout = absl::Seconds(20);
-
-std::string Shell(const std::string& command) {
-  FILE* p = popen(command.c_str(), "r");
-  EXPECT_NE(p, nullptr);
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
-  EXPECT_EQ(pclose(p), 0) << command;
-  return out;
-}
 
 class SkiffInitPid1Test : public ::testing::Test {
  protected:

@@ -29,6 +29,7 @@
 #include "sandbox/gen2/guest/initramfs.h"
 #include "tests/support/host_state.h"
 #include "tests/support/registry.h"
+#include "tests/support/shell.h"
 #include "tests/support/skiffd_process.h"
 #include "tests/support/status_matchers.h"
 
@@ -52,46 +53,13 @@ std::string MissingHardwareVirtualization() {
   return "";
 }
 
-std::string Shell(const std::string& command, int* status = nullptr) {
-  FILE* p = popen(command.c_str(), "r");
-  std::string out;
-  if (p == nullptr) return out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
-  const int rc = pclose(p);
-  if (status != nullptr) *status = rc;
-  return out;
-}
-
 std::string GuestKernel() {
   if (const char* k = getenv("SKIFF_GUEST_KERNEL"); k != nullptr && *k != '\0') return k;
-  const char* src = getenv("SKIFF_SOURCE_DIR");
-  const std::string out =
-      Shell(absl::StrCat(src != nullptr ? src : ".", "/scripts/guest-kernel.sh --minimal"));
+  const std::string out = Shell(SourceDir() + "/scripts/guest-kernel.sh --minimal");
   for (absl::string_view line : absl::StrSplit(out, '\n')) {
     if (absl::StartsWith(line, "kernel=")) return std::string(line.substr(7));
   }
   return "";
-}
-
-absl::StatusOr<v1::Instance> WaitState(v1::Agent::Stub& stub, const std::string& id,
-                                       v1::InstanceState want, absl::Duration timeout) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (true) {
-    grpc::ClientContext ctx;
-    v1::GetInstanceRequest req;
-    req.set_instance_id(id);
-    v1::Instance inst;
-    SKIFF_RETURN_IF_ERROR(FromGrpc(stub.GetInstance(&ctx, req, &inst), "GetInstance"));
-    if (inst.state() == want) return inst;
-    if (inst.state() == v1::EXITED || absl::Now() > deadline) {
-      return absl::FailedPreconditionError(
-          absl::StrCat(id, " is ", v1::InstanceState_Name(inst.state()), ", wanted ",
-                       v1::InstanceState_Name(want), ": ", inst.ShortDebugString()));
-    }
-    absl::SleepFor(absl::Milliseconds(5));
-  }
 }
 
 TEST(Gen2LinuxTest, HelloInAMicroVmAnswersCurlAndStopsCleanly) {
@@ -131,16 +99,15 @@ TEST(Gen2LinuxTest, HelloInAMicroVmAnswersCurlAndStopsCleanly) {
     SKIFF_ASSERT_OK(FromGrpc(skiffd->stub().CreateInstance(&ctx, req, &out), "CreateInstance"));
   }
   absl::StatusOr<v1::Instance> ready =
-      WaitState(skiffd->stub(), "g2-linux-hello", v1::READY, absl::Seconds(60));
-  ASSERT_TRUE(ready.ok()) << ready.status() << "\nserial.log:\n"
-                          << Shell("cat " + skiffd->state_dir() +
-                                   "/instances/g2-linux-hello/serial.log");
+      WaitForState(skiffd->stub(), "g2-linux-hello", v1::READY, absl::Seconds(60));
+  ASSERT_TRUE(ready.ok())
+      << ready.status() << "\nserial.log:\n"
+      << RunShell("cat " + skiffd->state_dir() + "/instances/g2-linux-hello/serial.log").output;
   std::printf("gen2 linux: CreateInstance -> Ready %.1f ms\n",
               absl::ToDoubleMilliseconds(absl::Now() - t0));
-  int rc = 0;
-  const std::string body = Shell(
-      absl::StrCat("curl -sS --max-time 10 http://", ready->ip(), ":", ready->port(), "/"), &rc);
-  EXPECT_EQ(rc, 0);
+  // Shell() fails the test unless curl exits 0 (-f: an HTTP error is a failure too).
+  const std::string body =
+      Shell(absl::StrCat("curl -fsS --max-time 10 http://", ready->ip(), ":", ready->port(), "/"));
   EXPECT_FALSE(body.empty());
   {
     grpc::ClientContext ctx;
@@ -149,8 +116,8 @@ TEST(Gen2LinuxTest, HelloInAMicroVmAnswersCurlAndStopsCleanly) {
     v1::Instance out;
     SKIFF_ASSERT_OK(FromGrpc(skiffd->stub().StopInstance(&ctx, req, &out), "StopInstance"));
   }
-  SKIFF_ASSERT_OK_AND_ASSIGN(v1::Instance done, WaitState(skiffd->stub(), "g2-linux-hello",
-                                                          v1::EXITED, absl::Seconds(30)));
+  SKIFF_ASSERT_OK_AND_ASSIGN(v1::Instance done, WaitForState(skiffd->stub(), "g2-linux-hello",
+                                                             v1::EXITED, absl::Seconds(30)));
   EXPECT_EQ(done.exit().reason(), v1::STOPPED) << done.exit().ShortDebugString();
   SKIFF_EXPECT_OK(skiffd->DeleteAll());
   SKIFF_EXPECT_OK(skiffd->Stop());

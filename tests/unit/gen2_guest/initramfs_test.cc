@@ -15,9 +15,12 @@
 #include <string>
 
 #include "sandbox/gen2/guest/cpio_newc.h"
+#include "tests/support/shell.h"
 
 namespace skiff::gen2::guest {
 namespace {
+
+using ::skiff::testing::Shell;
 
 using ::testing::HasSubstr;
 
@@ -29,18 +32,6 @@ std::string ReadAll(const std::string& path) {
 void WriteAll(const std::string& path, const std::string& data) {
   std::ofstream out(path, std::ios::binary);
   out << data;
-}
-
-// Runs a shell command, returning its stdout; fails the test on a nonzero exit.
-std::string Shell(const std::string& command) {
-  FILE* p = popen(command.c_str(), "r");
-  EXPECT_NE(p, nullptr);
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
-  EXPECT_EQ(pclose(p), 0) << command;
-  return out;
 }
 
 class InitramfsTest : public ::testing::Test {
