@@ -340,9 +340,8 @@ void Gen2Sandbox::Handle(control::Message message) {
     if (output_) output_(log->stream == control::LogStream::kStderr ? 2 : 1, log->data);
   } else if (auto* exited = std::get_if<control::Exited>(&message)) {
     exited_ = *exited;
-  } else if (auto* error = std::get_if<control::Error>(&message)) {
+  } else if (std::holds_alternative<control::Error>(message)) {
     guest_error_ = absl::StrCat("skiff-init: ", control::DescribeMessage(message));
-    (void)error;
   } else if (std::holds_alternative<control::Started>(message)) {
     // The app runs; the startup probe (the shim's) decides Ready.
   } else {
@@ -388,12 +387,10 @@ absl::Status Gen2Sandbox::KillAll() {
 
 AppExit Gen2Sandbox::OnVmmExited(int wait_status) {
   vmm_reaped_ = true;
-  OnEvent();  // the last frames, if the VMM's exit woke the owner first
-  while (conn_) {
-    const size_t before = reader_.buffered();
-    OnControlData();
-    if (reader_.buffered() == before) break;
-  }
+  // The last frames, if the VMM's exit woke the owner first (a connection accepted only
+  // now is read too); each read goes on to EAGAIN or EOF.
+  OnEvent();
+  if (conn_) OnControlData();
   AppExit result;
   if (exited_) {
     result.reported = true;
