@@ -406,6 +406,13 @@ class ServicePool::Core : public std::enable_shared_from_this<ServicePool::Core>
     RunUnlocked(std::move(actions));
   }
 
+  std::shared_ptr<CpuThrottle> LikelyThrottle() const {
+    absl::MutexLock l(&mu_);
+    if (closed_) return nullptr;
+    std::shared_ptr<Backend> b = ChooseLocked();
+    return b == nullptr ? nullptr : b->throttle;
+  }
+
   PoolStats Stats() const {
     absl::MutexLock l(&mu_);
     PoolStats s;
@@ -618,6 +625,7 @@ size_t ServicePool::FailQueued(int http_status, const std::string& message) {
 std::optional<absl::Time> ServicePool::ExpireQueued(absl::Time now) {
   return core_->ExpireQueued(now);
 }
+std::shared_ptr<CpuThrottle> ServicePool::LikelyThrottle() const { return core_->LikelyThrottle(); }
 PoolStats ServicePool::Stats() const { return core_->Stats(); }
 std::vector<BackendStats> ServicePool::Backends() const { return core_->Backends(); }
 
@@ -764,6 +772,17 @@ uint64_t ServiceRouter::Route(const RouteRequest& request,
                           });
   absl::MutexLock l(&tickets_->mu);
   return tickets_->waiting.contains(ticket) ? ticket : 0;
+}
+
+CpuHold ServiceRouter::Anticipate(std::string_view host) {
+  ParsedHost parsed = ParseHost(host, node_domain_);
+  if (parsed.kind != ParsedHost::Kind::kService) return CpuHold();
+  std::shared_ptr<ServicePool> pool = Find(parsed.service);
+  if (pool == nullptr) return CpuHold();
+  std::shared_ptr<CpuThrottle> throttle = pool->LikelyThrottle();
+  if (throttle == nullptr || !throttle->RequestStarted().ok()) return CpuHold();
+  // A failed write on the way back leaves the state kUnknown; the next transition retries.
+  return CpuHold([throttle = std::move(throttle)] { throttle->RequestFinished().IgnoreError(); });
 }
 
 void ServiceRouter::Cancel(uint64_t ticket) {

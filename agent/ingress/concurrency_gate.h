@@ -109,6 +109,10 @@ class ServicePool {
   // returns the earliest remaining deadline.
   std::optional<absl::Time> ExpireQueued(absl::Time now);
 
+  // The throttle of the backend an unpinned Acquire would pick now (null when none has room
+  // or it has no throttle); nothing is taken. For Router::Anticipate.
+  std::shared_ptr<CpuThrottle> LikelyThrottle() const;
+
   PoolStats Stats() const;
   std::vector<BackendStats> Backends() const;
 
@@ -151,6 +155,10 @@ class ServiceRouter : public Router {
   // literal; 400 for a malformed Host) → pool->Acquire. Tickets are unique across pools.
   uint64_t Route(const RouteRequest& request, absl::AnyInvocable<void(RouteOutcome)> done) override;
   void Cancel(uint64_t ticket) override;
+  // Router: the service's LikelyThrottle() gets RequestStarted() now and RequestFinished()
+  // when the hold is released. Nothing for an unknown service or host, a service with no
+  // instance that has room, or a throttle that refuses.
+  CpuHold Anticipate(std::string_view host) override;
 
   const std::string& node_domain() const { return node_domain_; }
 

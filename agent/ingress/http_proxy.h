@@ -66,6 +66,9 @@ struct HttpProxyOptions {
   absl::Duration upstream_connect_timeout = absl::Seconds(5);
   size_t max_idle_upstream_per_backend = 64;
   absl::Duration upstream_idle_timeout = absl::Seconds(60);
+  // After handling events a thread keeps polling this long before it sleeps (0: never
+  // polls). See docs/ingress.md for what it buys and what it costs.
+  absl::Duration busy_poll = absl::ZeroDuration();
 };
 
 class HttpProxy {

@@ -111,6 +111,8 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   DeadlineKind deadline_kind_ = DeadlineKind::kNone;
   bool closed_ = false;
   bool first_request_ = true;
+  // When the last exchange ended (the epoch before the first): see kAnticipateAfterQuiet.
+  Clock::time_point quiet_since_{};
   bool timed_out_ = false;          // request_timeout fired during this exchange
   bool connect_timed_out_ = false;  // upstream_connect_timeout fired
 

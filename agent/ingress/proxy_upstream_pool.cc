@@ -17,7 +17,7 @@ bool StillIdle(tcp::socket& socket) {
 
 }  // namespace
 
-std::optional<tcp::socket> UpstreamPool::Take(const std::string& backend) {
+std::optional<tcp::socket> UpstreamPool::Take(const std::string& backend, bool resendable) {
   auto it = idle_.find(backend);
   if (it == idle_.end()) return std::nullopt;
   std::deque<Idle>& list = it->second;
@@ -26,7 +26,9 @@ std::optional<tcp::socket> UpstreamPool::Take(const std::string& backend) {
   while (!list.empty()) {
     Idle idle = std::move(list.back());
     list.pop_back();
-    if (now - idle.since < idle_timeout_ && StillIdle(idle.socket)) {
+    const Clock::duration idle_for = now - idle.since;
+    if (idle_for < idle_timeout_ &&
+        ((resendable && idle_for < kUncheckedReuse) || StillIdle(idle.socket))) {
       found.emplace(std::move(idle.socket));
       break;
     }

@@ -2,8 +2,12 @@
 
 // Idle keep-alive connections to backends, one pool per proxy thread (so no locks): per
 // backend ("ip:port") a LIFO list, bounded, each entry dropped once idle past the idle
-// timeout. A connection is checked (non-blocking MSG_PEEK) when taken: one the backend
-// closed or wrote to while idle is discarded.
+// timeout. A connection is checked (non-blocking MSG_PEEK) when taken: one the backend closed
+// or wrote to while idle is discarded. Except one idle for less than kUncheckedReuse taken for
+// a request the proxy can resend (no body): there a close shows up at the first read and the
+// request is retried once on a fresh connection (see ClientSession::Forward), and a server
+// that writes unasked (a 408 before closing) does so after its own idle timeout, not within a
+// second. That saves a syscall per request on a busy keep-alive connection.
 //
 // Threads: used only on its io_context's thread.
 
@@ -25,8 +29,11 @@ class UpstreamPool {
   UpstreamPool(size_t max_idle_per_backend, Clock::duration idle_timeout)
       : max_idle_(max_idle_per_backend), idle_timeout_(idle_timeout) {}
 
-  // The most recently used live idle connection to `backend`, or nullopt.
-  std::optional<tcp::socket> Take(const std::string& backend);
+  static constexpr Clock::duration kUncheckedReuse = std::chrono::seconds(1);
+
+  // The most recently used live idle connection to `backend`, or nullopt. `resendable`: the
+  // caller can resend the request on a fresh connection if this one turns out closed.
+  std::optional<tcp::socket> Take(const std::string& backend, bool resendable);
   // Keeps `socket` for reuse (closing the oldest idle one beyond the bound).
   void Put(const std::string& backend, tcp::socket socket);
   // Closes connections idle past the timeout.

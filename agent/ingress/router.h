@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <utility>
 
 #include "absl/functional/any_invocable.h"
 #include "absl/time/time.h"
@@ -34,9 +36,44 @@ struct RouteOutcome {
   std::string service;
 };
 
+// Keeps an instance's CPU at its full quota while held (see Router::Anticipate); lets it go
+// back to the floor (if nothing else is in flight there) when released or destroyed.
+class CpuHold {
+ public:
+  CpuHold() = default;
+  explicit CpuHold(absl::AnyInvocable<void()> release) : release_(std::move(release)) {}
+  CpuHold(CpuHold&& other) noexcept : release_(std::exchange(other.release_, nullptr)) {}
+  CpuHold& operator=(CpuHold&& other) noexcept {
+    if (this != &other) {
+      Release();
+      release_ = std::exchange(other.release_, nullptr);
+    }
+    return *this;
+  }
+  CpuHold(const CpuHold&) = delete;
+  CpuHold& operator=(const CpuHold&) = delete;
+  ~CpuHold() { Release(); }
+
+  explicit operator bool() const { return static_cast<bool>(release_); }
+  void Release() {
+    if (release_) std::exchange(release_, nullptr)();
+  }
+
+ private:
+  absl::AnyInvocable<void()> release_;
+};
+
 class Router {
  public:
   virtual ~Router() = default;
+  // A request for `host` (its Host header, sniffed from the raw bytes) is arriving on a
+  // connection that had been quiet; its header is not parsed yet. The instance it would most
+  // likely be routed to gets its CPU raised now (request-based CPU), so the quota write and
+  // the wake-up it causes overlap the parsing and routing instead of following them. Hold
+  // the result until Route has answered: the granted lease then keeps the CPU up, and a
+  // wrong guess (another instance, an error) only lets the predicted instance run for those
+  // microseconds. Default: nothing to raise.
+  virtual CpuHold Anticipate(std::string_view /*host*/) { return CpuHold(); }
   // Calls `done` exactly once, on any thread, possibly before Route returns. Returns a
   // ticket that Cancel accepts while the request waits (0 when `done` already ran).
   virtual uint64_t Route(const RouteRequest& request,

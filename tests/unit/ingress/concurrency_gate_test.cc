@@ -669,6 +669,65 @@ TEST(ServicePoolThrottleTest, LeaseOutlivingThePoolStillThrottles) {
   EXPECT_EQ(throttle->stats().in_flight, 0u);
 }
 
+TEST(ServiceRouterThrottleTest, AnticipateRaisesTheLikelyInstanceUntilTheLeaseTakesOver) {
+  ServiceRouter router("skiff.local");
+  auto qa = std::make_shared<FakeQuota::Shared>();
+  auto qb = std::make_shared<FakeQuota::Shared>();
+  std::shared_ptr<CpuThrottle> ta = MakeThrottle(qa);
+  std::shared_ptr<CpuThrottle> tb = MakeThrottle(qb);
+  std::shared_ptr<ServicePool> pool = router.PutService("svc", Options());
+  pool->Add(Info("a", 1), ta);
+  pool->Add(Info("b", 1), tb);
+  ASSERT_EQ(qa->current, 1000u);
+
+  // The hint raises the instance a request would get ("a": fewest in flight, added first)
+  // before any request is routed; nothing is taken from the pool.
+  CpuHold hold = router.Anticipate("svc.skiff.local:8080");
+  ASSERT_TRUE(hold);
+  EXPECT_EQ(qa->current, 100000u);
+  EXPECT_EQ(qb->current, 1000u);
+  EXPECT_EQ(InFlight(*pool, "a"), 0u);
+  // The request is routed there: the lease keeps the CPU up once the hold is dropped.
+  Answer got;
+  router.Route(RouteRequest{"svc", ""}, got.Callback());
+  ASSERT_TRUE(got.outcome().lease);
+  EXPECT_EQ(got.outcome().lease.backend().instance_id, "a");
+  hold.Release();
+  EXPECT_EQ(qa->current, 100000u);
+  got.Release();
+  EXPECT_EQ(qa->current, 1000u);
+  EXPECT_THAT(qa->Writes(), ElementsAre(100000u, 1000u, 100000u, 1000u));  // one raise, one drop
+  EXPECT_EQ(ta->stats().in_flight, 0u);
+
+  // A wrong guess (the request is pinned elsewhere) just falls back to the floor.
+  hold = router.Anticipate("svc");
+  EXPECT_EQ(qa->current, 100000u);
+  Answer pinned;
+  router.Route(RouteRequest{"svc", "b"}, pinned.Callback());
+  ASSERT_TRUE(pinned.outcome().lease);
+  hold.Release();
+  EXPECT_EQ(qa->current, 1000u);
+  EXPECT_EQ(qb->current, 100000u);
+  pinned.Release();
+  EXPECT_EQ(qb->current, 1000u);
+
+  // Nothing to raise: unknown service, another domain, a malformed host, no room, no
+  // throttle.
+  EXPECT_FALSE(router.Anticipate("nope"));
+  EXPECT_FALSE(router.Anticipate("svc.example.com"));
+  EXPECT_FALSE(router.Anticipate("bad host!"));
+  Answer busy_a, busy_b;
+  router.Route(RouteRequest{"svc", ""}, busy_a.Callback());
+  router.Route(RouteRequest{"svc", ""}, busy_b.Callback());
+  EXPECT_FALSE(router.Anticipate("svc"));  // both at concurrency 1
+  busy_a.Release();
+  busy_b.Release();
+  router.PutService("plain", Options())->Add(Info("p", 1), nullptr);
+  EXPECT_FALSE(router.Anticipate("plain"));
+  EXPECT_EQ(qa->current, 1000u);
+  EXPECT_EQ(qb->current, 1000u);
+}
+
 // ---------------------------------------------------------------------------------------
 // ServiceRouter
 

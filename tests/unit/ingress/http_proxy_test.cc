@@ -4,6 +4,7 @@
 #include "agent/ingress/http_proxy.h"
 
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 // clang-format off
@@ -49,6 +50,7 @@ namespace beast = boost::beast;
 namespace http = boost::beast::http;
 using tcp = asio::ip::tcp;
 using boost::system::error_code;
+using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
@@ -352,6 +354,21 @@ class FakeRouter : public Router {
     }
   }
 
+  // Router::Anticipate: records the sniffed host; the hold counts its release.
+  CpuHold Anticipate(std::string_view host) override {
+    {
+      absl::MutexLock l(&mu_);
+      anticipated_.emplace_back(host);
+    }
+    ++holds_;
+    return CpuHold([this] { --holds_; });
+  }
+  std::vector<std::string> anticipated() {
+    absl::MutexLock l(&mu_);
+    return anticipated_;
+  }
+  int holds() const { return holds_.load(); }
+
   int active() const { return active_.load(); }
   int max_active() const { return max_active_.load(); }
   int cancelled() {
@@ -374,6 +391,8 @@ class FakeRouter : public Router {
   uint64_t next_ticket_ ABSL_GUARDED_BY(mu_) = 0;
   int cancelled_ ABSL_GUARDED_BY(mu_) = 0;
   std::string last_pin_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::string> anticipated_ ABSL_GUARDED_BY(mu_);
+  std::atomic<int> holds_{0};
   std::atomic<int> active_{0};
   std::atomic<int> max_active_{0};
 };
@@ -653,6 +672,61 @@ TEST_F(HttpProxyTest, RefusedConnectGives502) {
   EXPECT_EQ(res.result_int(), 502);
   EXPECT_THAT(res.body(), HasSubstr("refused"));
   EXPECT_EQ(c.Get("svc", "/echo").result_int(), 200);
+}
+
+TEST_F(HttpProxyTest, RequestAfterAQuietSpellIsAnticipatedBeforeRouting) {
+  Client c(port());
+  // A connection's first request: the Host is sniffed from the raw bytes (any case, spaces
+  // trimmed, the port kept) and the hold is dropped once the request was routed.
+  c.Send("GET /echo HTTP/1.1\r\nX-A: 1\r\nhOsT:  svc.skiff.local:8080 \r\n\r\n");
+  EXPECT_EQ(c.Read().result_int(), 200);
+  EXPECT_THAT(router_.anticipated(), ElementsAre("svc.skiff.local:8080"));
+  EXPECT_EQ(router_.holds(), 0);
+  // Back to back (the connection is busy): no lookup.
+  EXPECT_EQ(c.Get("svc", "/echo").result_int(), 200);
+  EXPECT_EQ(router_.anticipated().size(), 1u);
+  // Quiet again for longer than the threshold: anticipated again.
+  absl::SleepFor(absl::Milliseconds(20));
+  EXPECT_EQ(c.Get("svc", "/echo").result_int(), 200);
+  EXPECT_THAT(router_.anticipated(), ElementsAre("svc.skiff.local:8080", "svc"));
+  // A header that arrives in pieces: no Host in the first bytes, so no hint; the request
+  // is still served.
+  absl::SleepFor(absl::Milliseconds(20));
+  c.Send("GET /echo HTTP/1.1\r\nHo");
+  absl::SleepFor(absl::Milliseconds(20));
+  c.Send("st: svc\r\n\r\n");
+  EXPECT_EQ(c.Read().result_int(), 200);
+  EXPECT_EQ(router_.anticipated().size(), 2u);
+  EXPECT_EQ(router_.holds(), 0);
+}
+
+// Busy polling: requests are served as usual, the threads stop polling once the window
+// after the last event is over (the process is near idle again), and Stop still joins.
+TEST_F(HttpProxyTest, BusyPollServesThenSleeps) {
+  proxy_->Stop();
+  HttpProxyOptions opts;
+  opts.busy_poll = absl::Microseconds(200);
+  StartProxy(opts);
+  {
+    Client c(port());
+    for (int i = 0; i < 50; ++i) ASSERT_EQ(c.Get("svc", "/echo").result_int(), 200);
+  }
+  absl::SleepFor(absl::Milliseconds(50));  // the connection's end is handled, then quiet
+  auto cpu_seconds = [] {
+    rusage ru{};
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec +
+           (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+  };
+  const double before = cpu_seconds();
+  absl::SleepFor(absl::Milliseconds(500));
+  const double idle_cpu = cpu_seconds() - before;
+  // Two threads spinning would burn ~1 s of CPU in 500 ms; sleeping ones almost nothing
+  // (the sweep timer wakes each once a second).
+  EXPECT_LT(idle_cpu, 0.05) << "the proxy threads kept polling while idle";
+  const absl::Time stop_start = absl::Now();
+  proxy_->Stop();
+  EXPECT_LT(absl::Now() - stop_start, absl::Seconds(2));
 }
 
 TEST_F(HttpProxyTest, StalePooledConnectionsRetriedTransparently) {

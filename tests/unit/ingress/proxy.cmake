@@ -8,3 +8,6 @@ skiff_add_test(NAME ingress_proxy_h2c_test SOURCES proxy_h2c_test.cc
 # Full-duplex bodies (echo as it reads, early answers) and close-on-exec fds (loopback only).
 skiff_add_test(NAME ingress_proxy_duplex_test SOURCES proxy_duplex_test.cc
                LIBS skiff_ingress_proxy LABELS "unit;ingress" TIMEOUT 120)
+# The proxy's pool of idle upstream connections (loopback only).
+skiff_add_test(NAME ingress_upstream_pool_test SOURCES upstream_pool_test.cc
+               LIBS skiff_ingress_proxy LABELS "unit;ingress" TIMEOUT 30)
