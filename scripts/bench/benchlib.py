@@ -156,6 +156,27 @@ class Skiffd:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
+def cpu_seconds(pid):
+    """CPU time (user + system, every thread) of process `pid` and of its child processes
+    still running (nginx's workers under its master), in seconds."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    pids = [pid]
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            pids += [int(c) for c in f.read().split()]
+    except OSError:
+        pass
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return total
+
+
 def wait_port(ip, port, timeout=30.0, interval=0.0005):
     """Polls a TCP connect until it succeeds; returns the time it succeeded."""
     deadline = time.monotonic() + timeout

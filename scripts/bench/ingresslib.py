@@ -222,7 +222,8 @@ def wrk(url, connections, seconds, host=None, threads=2):
 
 class Nginx:
     """Debian's nginx as a reverse proxy to `upstream` ("ip:port") with a keep-alive
-    upstream block, 2 workers, on a free loopback port, from a temp prefix."""
+    upstream block, 2 workers, on a free loopback port, from a temp prefix. It sets the same
+    X-Forwarded-For/-Proto/-Host headers skiff's ingress sets, so both do the same work."""
 
     def __init__(self, upstream):
         if not shutil.which("nginx") and not os.path.exists("/usr/sbin/nginx"):
@@ -255,6 +256,9 @@ http {{
       proxy_http_version 1.1;
       proxy_set_header Connection "";
       proxy_set_header Host $host;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto $scheme;
+      proxy_set_header X-Forwarded-Host $host;
     }}
   }}
 }}
