@@ -154,7 +154,6 @@ void RunWorker(ProxyWorker& w, absl::Duration busy_poll) {
       last_event = Clock::now();
       continue;
     }
-    if (w.ioc.stopped()) break;
     if (Clock::now() - last_event < window) {
       sched_yield();
       continue;

@@ -25,44 +25,51 @@ struct BackendInfo {
   absl::Duration request_timeout = absl::Seconds(300);  // → 504 past this
 };
 
+// Runs its release callback exactly once: on Release() or on destruction, whichever comes
+// first (move-only; assigning over one releases it first).
+class ScopedRelease {
+ public:
+  ScopedRelease() = default;
+  explicit ScopedRelease(absl::AnyInvocable<void()> release) : release_(std::move(release)) {}
+  ScopedRelease(ScopedRelease&& other) noexcept
+      : release_(std::exchange(other.release_, nullptr)) {}
+  ScopedRelease& operator=(ScopedRelease&& other) noexcept {
+    if (this != &other) {
+      Release();
+      release_ = std::exchange(other.release_, nullptr);
+    }
+    return *this;
+  }
+  ScopedRelease(const ScopedRelease&) = delete;
+  ScopedRelease& operator=(const ScopedRelease&) = delete;
+  ~ScopedRelease() { Release(); }
+
+  explicit operator bool() const { return static_cast<bool>(release_); }
+  // Idempotent.
+  void Release() {
+    if (release_) std::exchange(release_, nullptr)();
+  }
+
+ private:
+  absl::AnyInvocable<void()> release_;
+};
+
 class Lease {
  public:
   Lease() = default;
   Lease(std::shared_ptr<const BackendInfo> backend, absl::AnyInvocable<void()> release)
       : backend_(std::move(backend)), release_(std::move(release)) {}
-  Lease(Lease&& other) noexcept
-      : backend_(std::move(other.backend_)), release_(std::move(other.release_)) {
-    other.release_ = nullptr;
-  }
-  Lease& operator=(Lease&& other) noexcept {
-    if (this != &other) {
-      Release();
-      backend_ = std::move(other.backend_);
-      release_ = std::move(other.release_);
-      other.release_ = nullptr;
-    }
-    return *this;
-  }
-  Lease(const Lease&) = delete;
-  Lease& operator=(const Lease&) = delete;
-  ~Lease() { Release(); }
 
   explicit operator bool() const { return backend_ != nullptr; }
   const BackendInfo& backend() const { return *backend_; }
   std::shared_ptr<const BackendInfo> backend_ptr() const { return backend_; }
 
   // Idempotent.
-  void Release() {
-    if (release_) {
-      auto release = std::move(release_);
-      release_ = nullptr;
-      release();
-    }
-  }
+  void Release() { release_.Release(); }
 
  private:
   std::shared_ptr<const BackendInfo> backend_;
-  absl::AnyInvocable<void()> release_;
+  ScopedRelease release_;
 };
 
 }  // namespace skiff::ingress

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/functional/any_invocable.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
@@ -47,12 +48,9 @@ std::string_view SniffHost(std::string_view raw) {
     if (line.size() < 5 || !beast::iequals(beast::string_view(line.data(), 5), "host:")) continue;
     const size_t eol = line.find('\r');
     if (eol == std::string_view::npos) return {};  // the line is not complete yet
-    std::string_view value = line.substr(5, eol - 5);
-    while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) {
-      value.remove_prefix(1);
-    }
-    while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
-    return value;
+    const absl::string_view value =
+        absl::StripAsciiWhitespace(absl::string_view(line.data() + 5, eol - 5));
+    return std::string_view(value.data(), value.size());
   }
   return {};
 }
@@ -259,6 +257,16 @@ void ClientSession::CloseUpstream() {
   }
 }
 
+std::string_view ClientSession::ClientBytes() const {
+  const auto data = client_buf_.data();
+  return std::string_view(static_cast<const char*>(data.data()), data.size());
+}
+
+asio::awaitable<void> ClientSession::ReadMoreFromClient(size_t room, error_code& ec) {
+  const size_t got = co_await client_.async_read_some(client_buf_.prepare(room), Await(ec));
+  if (!ec) client_buf_.commit(got);
+}
+
 asio::awaitable<void> ClientSession::Run() {
   while (!closed_) {
     bool keep = co_await ServeOne();
@@ -447,8 +455,7 @@ asio::awaitable<bool> ClientSession::ServeOne() {
     constexpr std::string_view kPri =
         kH2Preface.substr(0, kH2Preface.size() - kH2PrefaceTail.size());
     for (;;) {
-      const auto data = client_buf_.data();
-      const std::string_view have(static_cast<const char*>(data.data()), data.size());
+      const std::string_view have = ClientBytes();
       const size_t n = std::min(have.size(), kPri.size());
       if (have.substr(0, n) != kPri.substr(0, n)) break;  // HTTP/1
       if (have.size() >= kPri.size()) {
@@ -456,25 +463,20 @@ asio::awaitable<bool> ClientSession::ServeOne() {
         x.start = Clock::now();
         co_return co_await ServeH2cPriorKnowledge(x);
       }
-      const size_t got = co_await client_.async_read_some(client_buf_.prepare(4096), Await(ec));
+      co_await ReadMoreFromClient(4096, ec);
       if (ec) co_return false;
-      client_buf_.commit(got);
     }
   }
   // The request's first bytes are read before they are parsed, so that a request arriving
   // after a quiet spell can have its instance's CPU raised while the parsing and routing go
   // on (see kAnticipateAfterQuiet). The same read Beast would make; no extra system call.
   if (client_buf_.size() == 0) {
-    const size_t room = std::max<size_t>(4096, client_buf_.capacity());
-    const size_t got = co_await client_.async_read_some(client_buf_.prepare(room), Await(ec));
+    co_await ReadMoreFromClient(std::max<size_t>(4096, client_buf_.capacity()), ec);
     if (ec) co_return false;  // closed, reset or timed out between requests: nothing to answer
-    client_buf_.commit(got);
   }
   CpuHold anticipated;
   if (Clock::now() - quiet_since_ >= kAnticipateAfterQuiet) {
-    const auto data = client_buf_.data();
-    const std::string_view host =
-        SniffHost(std::string_view(static_cast<const char*>(data.data()), data.size()));
+    const std::string_view host = SniffHost(ClientBytes());
     if (!host.empty()) anticipated = ctx_.router->Anticipate(host);
   }
   co_await ReadHeader(client_, client_buf_, x.req, ec);
@@ -849,17 +851,14 @@ asio::awaitable<bool> ClientSession::ServeH2cPriorKnowledge(Exchange& x) {
   error_code ec;
   H2cFirstRequest first;
   for (;;) {
-    const auto data = client_buf_.data();
-    first = PeekH2cFirstRequest(
-        std::string_view(static_cast<const char*>(data.data()), data.size()), opts.pin_header);
+    first = PeekH2cFirstRequest(ClientBytes(), opts.pin_header);
     if (first.state != H2cFirstRequest::State::kNeedMore) break;
     if (client_buf_.size() >= kMaxPeekBytes) {
       first.state = H2cFirstRequest::State::kError;
       break;
     }
-    const size_t n = co_await client_.async_read_some(client_buf_.prepare(16 * 1024), Await(ec));
+    co_await ReadMoreFromClient(16 * 1024, ec);
     if (ec) co_return false;
-    client_buf_.commit(n);
   }
   ClearDeadline();
   if (first.state == H2cFirstRequest::State::kError) {

@@ -58,6 +58,10 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
 
   static asio::awaitable<void> RunSession(std::shared_ptr<ClientSession> self);
   asio::awaitable<void> Run();
+  // What the client sent that is not consumed yet.
+  std::string_view ClientBytes() const;
+  // One read of up to `room` more bytes from the client into client_buf_.
+  asio::awaitable<void> ReadMoreFromClient(size_t room, error_code& ec);
   static asio::awaitable<void> Watchdog(std::shared_ptr<ClientSession> self);
   // Serves one request; returns whether the client connection stays open.
   asio::awaitable<bool> ServeOne();

@@ -8,7 +8,6 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <utility>
 
 #include "absl/functional/any_invocable.h"
 #include "absl/time/time.h"
@@ -38,30 +37,7 @@ struct RouteOutcome {
 
 // Keeps an instance's CPU at its full quota while held (see Router::Anticipate); lets it go
 // back to the floor (if nothing else is in flight there) when released or destroyed.
-class CpuHold {
- public:
-  CpuHold() = default;
-  explicit CpuHold(absl::AnyInvocable<void()> release) : release_(std::move(release)) {}
-  CpuHold(CpuHold&& other) noexcept : release_(std::exchange(other.release_, nullptr)) {}
-  CpuHold& operator=(CpuHold&& other) noexcept {
-    if (this != &other) {
-      Release();
-      release_ = std::exchange(other.release_, nullptr);
-    }
-    return *this;
-  }
-  CpuHold(const CpuHold&) = delete;
-  CpuHold& operator=(const CpuHold&) = delete;
-  ~CpuHold() { Release(); }
-
-  explicit operator bool() const { return static_cast<bool>(release_); }
-  void Release() {
-    if (release_) std::exchange(release_, nullptr)();
-  }
-
- private:
-  absl::AnyInvocable<void()> release_;
-};
+using CpuHold = ScopedRelease;
 
 class Router {
  public:
