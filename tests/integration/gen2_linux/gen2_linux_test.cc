@@ -20,6 +20,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <memory>
+#include <thread>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -119,6 +120,107 @@ TEST(Gen2LinuxTest, HelloInAMicroVmAnswersCurlAndStopsCleanly) {
   SKIFF_ASSERT_OK_AND_ASSIGN(v1::Instance done, WaitForState(skiffd->stub(), "g2-linux-hello",
                                                              v1::EXITED, absl::Seconds(30)));
   EXPECT_EQ(done.exit().reason(), v1::STOPPED) << done.exit().ShortDebugString();
+  SKIFF_EXPECT_OK(skiffd->DeleteAll());
+  SKIFF_EXPECT_OK(skiffd->Stop());
+  skiffd->RemoveCgroupParent();
+  SKIFF_ASSERT_OK_AND_ASSIGN(HostState after, HostState::Capture(host));
+  EXPECT_EQ(DiffHostState(before, after), "") << "left behind on the host";
+  Shell("rm -rf '" + dir + "'");
+}
+
+// A service of gen2 instances behind the ingress: the request reaches the guest's app over
+// the tap and virtio-net, and the microVM's cgroup (the VMM's threads) gets its CPU only
+// while a request is in flight. On this project's CI machines the same cases run through
+// fake-vmm (ingress_e2e_gen2_test); this one runs them against the real VMM and guest.
+TEST(Gen2LinuxTest, AServiceOfMicroVmsIsServedThroughTheIngressWithCpuOnlyDuringRequests) {
+  if (std::string why = MissingHardwareVirtualization(); !why.empty()) GTEST_SKIP() << why;
+
+  const std::string kernel = GuestKernel();
+  ASSERT_FALSE(kernel.empty()) << "scripts/guest-kernel.sh --minimal printed no kernel=";
+  char tmpl[] = "/tmp/skiff-gen2-linux.XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  const std::string initramfs = dir + "/initramfs.cpio";
+  SKIFF_ASSERT_OK(gen2::guest::BuildInitramfs({SKIFF_INIT_PATH, "", ""}, initramfs));
+
+  SKIFF_ASSERT_OK_AND_ASSIGN(std::unique_ptr<LocalRegistry> registry, LocalRegistry::Start());
+  SKIFF_ASSERT_OK(registry->PushTestApp());
+  SkiffdOptions opts;
+  opts.insecure_registries = {registry->address()};
+  opts.ingress = true;
+  opts.extra_flags = {"--gen2-kernel=" + kernel, "--gen2-initramfs=" + initramfs};
+  SKIFF_ASSERT_OK_AND_ASSIGN(std::unique_ptr<SkiffdProcess> skiffd, SkiffdProcess::Create(opts));
+  HostStateOptions host;
+  host.cgroup_prefixes = {skiffd->options().cgroup_parent};
+  SKIFF_ASSERT_OK_AND_ASSIGN(HostState before, HostState::Capture(host));
+  SKIFF_ASSERT_OK(skiffd->Start());
+
+  v1::Service service;
+  service.set_name("vm");
+  v1::InstanceSpec& spec = *service.mutable_template_();
+  spec.set_image(registry->Reference("testapp"));
+  spec.set_generation(v1::GEN2);
+  spec.set_memory_bytes(256 << 20);
+  spec.set_vcpus_milli(1000);
+  (*spec.mutable_env())["BUSY_THREAD"] = "1";
+  service.set_min_instances(1);
+  service.set_max_instances(1);
+  {
+    grpc::ClientContext ctx;
+    v1::PutServiceRequest req;
+    *req.mutable_service() = service;
+    v1::Service out;
+    SKIFF_ASSERT_OK(FromGrpc(skiffd->stub().PutService(&ctx, req, &out), "PutService"));
+  }
+  std::string id;
+  const absl::Time deadline = absl::Now() + absl::Seconds(90);
+  while (id.empty() && absl::Now() < deadline) {
+    grpc::ClientContext ctx;
+    v1::ListInstancesRequest req;
+    req.set_label_selector("skiff.service=vm");
+    v1::ListInstancesResponse list;
+    if (skiffd->stub().ListInstances(&ctx, req, &list).ok()) {
+      for (const auto& i : list.instances()) {
+        if (i.state() == v1::READY) id = i.id();
+      }
+    }
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  ASSERT_FALSE(id.empty()) << "no READY instance of service vm within 90 s";
+
+  const std::string url = absl::StrCat("http://127.0.0.1:", skiffd->ingress_port());
+  EXPECT_EQ(Shell("curl -fsS --max-time 10 -H 'Host: vm.skiff.test' " + url + "/"), "ok\n");
+  // CPU from the cgroup's own counter: the guest's busy thread while idle (the floor) and
+  // with a request in flight (the full vCPU).
+  const std::string usage = absl::StrCat("/sys/fs/cgroup/cpuacct/", skiffd->options().cgroup_parent,
+                                         "/", id, "/cpuacct.usage");
+  auto cpu_over = [&](absl::Duration window) {
+    auto read = [&] {
+      std::ifstream in(usage);
+      uint64_t v = 0;
+      in >> v;
+      return v;
+    };
+    const uint64_t u0 = read();
+    const absl::Time t0 = absl::Now();
+    absl::SleepFor(window);
+    return static_cast<double>(read() - u0) / 1e9 / absl::ToDoubleSeconds(absl::Now() - t0);
+  };
+  absl::SleepFor(absl::Milliseconds(500));
+  const double idle = cpu_over(absl::Seconds(2));
+  std::string slow;
+  std::thread request([&] {
+    slow = Shell("curl -fsS --max-time 10 -H 'Host: vm.skiff.test' " + url + "/sleep?ms=1600");
+  });
+  absl::SleepFor(absl::Milliseconds(200));
+  const double busy = cpu_over(absl::Seconds(1));
+  request.join();
+  std::printf("gen2 linux behind the ingress: busy guest's CPU idle %.3f, request in flight %.3f\n",
+              idle, busy);
+  EXPECT_LE(idle, 0.03);
+  EXPECT_GE(busy, 0.8);
+  EXPECT_FALSE(slow.empty());
+
   SKIFF_EXPECT_OK(skiffd->DeleteAll());
   SKIFF_EXPECT_OK(skiffd->Stop());
   skiffd->RemoveCgroupParent();

@@ -48,7 +48,8 @@ class Init {
     if (vm && !Step(InitStep::kMoveKernelFs, MoveKernelFs(kNewRoot))) return End(1);
     if (vm && !Step(InitStep::kWriteFiles, WriteFiles(kNewRoot, spec_.files))) return End(1);
     if (vm && !Step(InitStep::kHostname, SetHostname())) return End(1);
-    if (vm && !Step(InitStep::kNetwork, ConfigureNetwork(spec_.network))) return End(1);
+    if ((vm || options_.test_network) && !Step(InitStep::kNetwork, ConfigureNetwork(spec_.network)))
+      return End(1);
     if (vm && !Step(InitStep::kSwitchRoot, SwitchRoot(kNewRoot))) return End(1);
     if (!Step(InitStep::kSupervise, OpenSignalFd(all))) return End(1);
     if (!Step(InitStep::kStartApp, StartApp(spec_, &app_))) return End(1);

@@ -11,6 +11,8 @@ bool ParseOptions(int argc, char** argv, Options* options, std::string* error) {
     std::string_view arg = argv[i];
     if (arg == "--test") {
       options->test_mode = true;
+    } else if (arg == "--test-network") {
+      options->test_network = true;
     } else if (arg.substr(0, 10) == "--control=") {
       std::string_view value = arg.substr(10);
       if (value.substr(0, 5) == "unix:" && value.size() > 5) {
@@ -33,6 +35,10 @@ bool ParseOptions(int argc, char** argv, Options* options, std::string* error) {
       *error = "unknown flag " + std::string(arg);
       return false;
     }
+  }
+  if (options->test_network && !options->test_mode) {
+    *error = "--test-network needs --test (outside test mode the network step always runs)";
+    return false;
   }
   return true;
 }

@@ -8,12 +8,15 @@
 // Test mode, for running the real binary as an ordinary process (tests/unit/gen2_guest):
 //   skiff-init --test --control=unix:/path/to.sock     connect to a Unix stream socket
 //   skiff-init --test --control=fd:N                   use an inherited fd (a socketpair)
+//   skiff-init --test --test-network --control=...     also configure lo and eth0
 // In test mode the system steps — mounting the kernel filesystems, loading modules, the
 // root filesystem and its overlay, writing files, hostname, network, switch_root, reboot —
 // are skipped; the app runs in the caller's filesystem as a child of a subreaper in its
 // own session, "everything" for a KILL is that session's process group, and skiff-init
 // exits (0 after reporting the app's exit, 1 after reporting an error) instead of
-// rebooting.
+// rebooting. --test-network keeps the network step: lo and eth0 of skiff-init's own network
+// namespace get the spec's address, MAC and route (fake-vmm runs it in a namespace whose
+// tap "eth0" is bridged to the instance's host tap, tests/support/tap_guest.cc).
 //
 // --control also works without --test: every step then runs as in the guest, with the
 // channel on a socket or fd. tests/integration/gen2_guest runs it so, as PID 1 of new
@@ -26,6 +29,7 @@ namespace skiff::gen2::init {
 
 struct Options {
   bool test_mode = false;
+  bool test_network = false;               // test mode only: run the network step too
   std::string control_path = "/dev/hvc0";  // a tty (raw mode) or, in test mode, a socket
   bool control_is_socket = false;
   int control_fd = -1;  // >= 0: an inherited fd instead of control_path
