@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/inlined_vector.h"
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
@@ -24,20 +25,23 @@ uint64_t NextTicket() { return g_next_ticket.fetch_add(1, std::memory_order_rela
 // releases...) appends to the outermost run instead of recursing, so the stack stays flat
 // however long the queue; the order of the work is kept.
 using Action = absl::AnyInvocable<void()>;
-thread_local std::deque<Action>* t_pending = nullptr;
+// What a call has to run once its lock is released: most calls have one or two (a grant, a
+// throttle transition), kept inline so the request path allocates no list for them.
+using Actions = absl::InlinedVector<Action, 2>;
+thread_local Actions* t_pending = nullptr;
 
-void RunUnlocked(std::vector<Action> actions) {
+// Runs `actions` in order, outside any lock. An action may release or grant in turn; what
+// that queues runs after it, from the same loop, instead of nesting (indexing, not
+// iterators: the list grows while it runs).
+void RunUnlocked(Actions actions) {
   if (actions.empty()) return;
   if (t_pending != nullptr) {
     for (Action& a : actions) t_pending->push_back(std::move(a));
     return;
   }
-  std::deque<Action> pending;
-  for (Action& a : actions) pending.push_back(std::move(a));
-  t_pending = &pending;
-  while (!pending.empty()) {
-    Action a = std::move(pending.front());
-    pending.pop_front();
+  t_pending = &actions;
+  for (size_t i = 0; i < actions.size(); ++i) {
+    Action a = std::move(actions[i]);
     a();
   }
   t_pending = nullptr;
@@ -236,7 +240,7 @@ class ServicePool::Core : public std::enable_shared_from_this<ServicePool::Core>
   }
 
   void Add(BackendInfo info, std::shared_ptr<CpuThrottle> throttle) {
-    std::vector<Action> actions;
+    Actions actions;
     {
       absl::MutexLock l(&mu_);
       std::shared_ptr<Backend> b = FindLocked(info.instance_id);
@@ -254,7 +258,7 @@ class ServicePool::Core : public std::enable_shared_from_this<ServicePool::Core>
   }
 
   bool Drain(const std::string& instance_id) {
-    std::vector<Action> actions;
+    Actions actions;
     {
       absl::MutexLock l(&mu_);
       std::shared_ptr<Backend> b = FindLocked(instance_id);
@@ -279,7 +283,7 @@ class ServicePool::Core : public std::enable_shared_from_this<ServicePool::Core>
   }
 
   void Remove(const std::string& instance_id) {
-    std::vector<Action> actions;
+    Actions actions;
     {
       absl::MutexLock l(&mu_);
       auto it = std::find_if(backends_.begin(), backends_.end(),
@@ -297,7 +301,7 @@ class ServicePool::Core : public std::enable_shared_from_this<ServicePool::Core>
 
   uint64_t Acquire(uint64_t ticket, const std::string& pin,
                    absl::AnyInvocable<void(RouteOutcome)> done) {
-    std::vector<Action> actions;
+    Actions actions;
     std::function<void(absl::Time)> hook;
     absl::Time deadline;
     bool queued = false;
@@ -340,7 +344,7 @@ class ServicePool::Core : public std::enable_shared_from_this<ServicePool::Core>
   }
 
   void Cancel(uint64_t ticket) {
-    std::vector<Action> actions;
+    Actions actions;
     {
       absl::MutexLock l(&mu_);
       auto it = by_ticket_.find(ticket);
@@ -356,7 +360,7 @@ class ServicePool::Core : public std::enable_shared_from_this<ServicePool::Core>
   }
 
   size_t FailQueued(int http_status, const std::string& message) {
-    std::vector<Action> actions;
+    Actions actions;
     size_t n = 0;
     {
       absl::MutexLock l(&mu_);
@@ -368,7 +372,7 @@ class ServicePool::Core : public std::enable_shared_from_this<ServicePool::Core>
   }
 
   std::optional<absl::Time> ExpireQueued(absl::Time now) {
-    std::vector<Action> actions;
+    Actions actions;
     std::optional<absl::Time> earliest;
     {
       absl::MutexLock l(&mu_);
@@ -395,7 +399,7 @@ class ServicePool::Core : public std::enable_shared_from_this<ServicePool::Core>
 
   // The pool is being destroyed: waiters get 503, nothing is granted or announced again.
   void Close() {
-    std::vector<Action> actions;
+    Actions actions;
     {
       absl::MutexLock l(&mu_);
       closed_ = true;
@@ -497,7 +501,7 @@ class ServicePool::Core : public std::enable_shared_from_this<ServicePool::Core>
   // straight on keeps the instance unthrottled without a floor/full flap).
   static void ReleaseSlot(const std::weak_ptr<Core>& weak, const std::shared_ptr<Backend>& b,
                           std::shared_ptr<CpuThrottle> throttle) {
-    std::vector<Action> actions;
+    Actions actions;
     if (std::shared_ptr<Core> core = weak.lock()) {
       absl::MutexLock l(&core->mu_);
       if (b->in_flight > 0) --b->in_flight;
@@ -516,7 +520,7 @@ class ServicePool::Core : public std::enable_shared_from_this<ServicePool::Core>
   // Grants queued requests that fit, in FIFO order. A pinned waiter takes only its instance
   // and does not hold up the ones behind it; once an unpinned waiter finds no room nobody
   // behind it can be served either.
-  void GrantWaitersLocked(std::vector<Action>* actions) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+  void GrantWaitersLocked(Actions* actions) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     bool granted = false;
     for (auto it = queue_.begin(); it != queue_.end();) {
       std::shared_ptr<Backend> b;
@@ -539,7 +543,7 @@ class ServicePool::Core : public std::enable_shared_from_this<ServicePool::Core>
   }
 
   void FailPinnedLocked(const std::string& instance_id, int http_status, const std::string& message,
-                        std::optional<absl::Duration> retry_after, std::vector<Action>* actions)
+                        std::optional<absl::Duration> retry_after, Actions* actions)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     bool any = false;
     for (auto it = queue_.begin(); it != queue_.end();) {
@@ -555,7 +559,7 @@ class ServicePool::Core : public std::enable_shared_from_this<ServicePool::Core>
     if (any) AddDemandLocked(actions);
   }
 
-  size_t FailAllLocked(int http_status, const std::string& message, std::vector<Action>* actions)
+  size_t FailAllLocked(int http_status, const std::string& message, Actions* actions)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     std::optional<absl::Duration> retry_after;
     if (http_status == 429 || http_status == 503) retry_after = options_.retry_after;
@@ -568,7 +572,7 @@ class ServicePool::Core : public std::enable_shared_from_this<ServicePool::Core>
     return n;
   }
 
-  void AddDemandLocked(std::vector<Action>* actions) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+  void AddDemandLocked(Actions* actions) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (listener_ == nullptr) return;
     actions->push_back([listener = listener_]() { (*listener)(); });
   }
@@ -775,6 +779,9 @@ uint64_t ServiceRouter::Route(const RouteRequest& request,
 }
 
 CpuHold ServiceRouter::Anticipate(std::string_view host) {
+  // Nothing in this process is throttled (all busy, or cpu_allocation INSTANCE): nothing to
+  // raise, and no need to parse the host.
+  if (CpuThrottle::MaybeThrottledCount() == 0) return CpuHold();
   ParsedHost parsed = ParseHost(host, node_domain_);
   if (parsed.kind != ParsedHost::Kind::kService) return CpuHold();
   std::shared_ptr<ServicePool> pool = Find(parsed.service);

@@ -21,7 +21,32 @@ class CpuQuotaSink : public QuotaSink {
   CpuQuota quota_;
 };
 
+// Throttles whose instance may be below its full quota (kThrottled, or kUnknown after a
+// failed write), process-wide.
+std::atomic<uint64_t> g_maybe_throttled{0};
+
 }  // namespace
+
+uint64_t CpuThrottle::MaybeThrottledCount() {
+  return g_maybe_throttled.load(std::memory_order_relaxed);
+}
+
+CpuThrottle::~CpuThrottle() {
+  absl::MutexLock l(&mu_);
+  if (counted_throttled_) g_maybe_throttled.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void CpuThrottle::SetStateLocked(State state) {
+  counters_.state = state;
+  const bool throttled = state == State::kThrottled || state == State::kUnknown;
+  if (throttled == counted_throttled_) return;
+  counted_throttled_ = throttled;
+  if (throttled) {
+    g_maybe_throttled.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    g_maybe_throttled.fetch_sub(1, std::memory_order_relaxed);
+  }
+}
 
 absl::Status CpuThrottle::Stopping() {
   absl::MutexLock l(&mu_);
@@ -116,20 +141,20 @@ absl::Status CpuThrottle::ApplyLocked(bool busy) {
                     ? State::kThrottled
                     : State::kUnthrottled;
   if (written_.has_value() && *written_ == want) {
-    counters_.state = state;
+    SetStateLocked(state);
     return absl::OkStatus();
   }
   const std::optional<uint64_t> before = written_;
   if (absl::Status s = sink_->Set(want); !s.ok()) {
     written_.reset();
     ++counters_.write_errors;
-    counters_.state = State::kUnknown;
+    SetStateLocked(State::kUnknown);
     return Annotate(s, absl::StrCat("cpu throttle: set quota to ", want, " us"));
   }
   written_ = want;
   ++counters_.writes;
   counters_.quota_us = want;
-  counters_.state = state;
+  SetStateLocked(state);
   if (state == State::kThrottled) {
     ++counters_.throttles;
   } else if (before.has_value() && *before == floor_ && want > floor_) {

@@ -79,6 +79,12 @@ class CpuThrottle {
 
   CpuThrottle(const CpuThrottle&) = delete;
   CpuThrottle& operator=(const CpuThrottle&) = delete;
+  ~CpuThrottle();
+
+  // How many throttles in this process may hold their instance below its full quota right
+  // now (at the floor, or unknown after a failed write). 0 lets the ingress skip its
+  // anticipation (Router::Anticipate) without parsing anything: nothing needs raising.
+  static uint64_t MaybeThrottledCount();
 
   // In-flight +1. On 0→1 the full quota is in effect when this returns (every concurrent
   // caller returns only after it is). On error the count is unchanged: the caller must not
@@ -111,6 +117,8 @@ class CpuThrottle {
   uint64_t DesiredLocked(bool busy) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Writes DesiredLocked(busy) unless it is already in effect.
   absl::Status ApplyLocked(bool busy) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Records the state, keeping MaybeThrottledCount() in step.
+  void SetStateLocked(State state) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const CpuThrottleOptions options_;
   const uint64_t full_;
@@ -129,6 +137,7 @@ class CpuThrottle {
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::optional<uint64_t> written_ ABSL_GUARDED_BY(mu_);  // nullopt after a failed write
   Stats counters_ ABSL_GUARDED_BY(mu_);
+  bool counted_throttled_ ABSL_GUARDED_BY(mu_) = false;  // counted in MaybeThrottledCount()
 };
 
 const char* CpuThrottleStateName(CpuThrottle::State s);

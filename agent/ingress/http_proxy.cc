@@ -21,9 +21,13 @@
 
 namespace skiff::ingress {
 
+using proxy::Acceptor;
 using proxy::Await;
 using proxy::error_code;
+using proxy::Socket;
+using proxy::Task;
 using proxy::tcp;
+using proxy::Timer;
 namespace asio = proxy::asio;
 
 namespace {
@@ -72,9 +76,9 @@ struct ProxyWorker {
   }
 
   asio::io_context ioc;
-  tcp::acceptor acceptor;
+  Acceptor acceptor;
   proxy::UpstreamPool pool;
-  asio::steady_timer sweep;
+  Timer sweep;
   proxy::WorkerContext ctx;
   tcp protocol = tcp::v4();  // the listener's
   bool stopping = false;
@@ -94,12 +98,12 @@ namespace {
 
 // Asio 1.74 accepts without SOCK_CLOEXEC: wait for readability, then accept4 (skiffd forks
 // shims, which must not inherit client connections).
-asio::awaitable<void> AcceptLoop(ProxyWorker& w) {
+Task<void> AcceptLoop(ProxyWorker& w) {
   constexpr int kAcceptsPerWakeup = 32;
   error_code ec;
-  asio::steady_timer backoff(w.ioc);
+  Timer backoff(w.ioc);
   while (!w.stopping) {
-    co_await w.acceptor.async_wait(tcp::acceptor::wait_read, Await(ec));
+    co_await w.acceptor.async_wait(Acceptor::wait_read, Await(ec));
     if (w.stopping || !w.acceptor.is_open()) break;
     if (ec) {
       if (ec == asio::error::operation_aborted || ec == asio::error::bad_descriptor) break;
@@ -117,7 +121,7 @@ asio::awaitable<void> AcceptLoop(ProxyWorker& w) {
         break;  // EAGAIN (backlog empty), ECONNABORTED, EINTR...: the next wait tells
       }
       UniqueFd conn(c);
-      tcp::socket socket(w.ioc);
+      Socket socket(w.ioc);
       socket.assign(w.protocol, conn.get(), ec);
       if (ec) continue;  // conn still owns (and closes) the fd
       conn.Release();    // owned by the socket now
@@ -126,7 +130,7 @@ asio::awaitable<void> AcceptLoop(ProxyWorker& w) {
   }
 }
 
-asio::awaitable<void> SweepLoop(ProxyWorker& w) {
+Task<void> SweepLoop(ProxyWorker& w) {
   error_code ec;
   while (!w.stopping) {
     w.sweep.expires_after(std::chrono::seconds(1));
@@ -173,7 +177,7 @@ absl::Status Listen(ProxyWorker& w, const tcp::endpoint& endpoint, const std::st
   w.acceptor.assign(w.protocol, fd.get(), ec);
   if (ec) return absl::InternalError(absl::StrCat("socket(", listen, "): ", ec.message()));
   fd.Release();  // the acceptor owns it now
-  w.acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
+  w.acceptor.set_option(Acceptor::reuse_address(true), ec);
   if (!ec) w.acceptor.set_option(ReusePort(true), ec);
   if (ec) return absl::InternalError(absl::StrCat("socket(", listen, "): ", ec.message()));
   w.acceptor.bind(endpoint, ec);

@@ -74,7 +74,7 @@ bool WouldBlock(const error_code& ec) {
 // exchange then completes without a trip through the scheduler per operation (Asio posts
 // every immediate completion, and each costs an epoll_wait).
 template <class Parser>
-asio::awaitable<void> ReadHeader(tcp::socket& s, beast::flat_buffer& b, Parser& p, error_code& ec) {
+Task<void> ReadHeader(Socket& s, beast::flat_buffer& b, Parser& p, error_code& ec) {
   ec = {};
   if (b.size() > 0) {  // with nothing buffered, Asio's own speculative read does the same
     http::read_header(s, b, p, ec);
@@ -87,8 +87,7 @@ asio::awaitable<void> ReadHeader(tcp::socket& s, beast::flat_buffer& b, Parser& 
 // message is done: what arrives is forwarded at once (http::read would wait for a full
 // buffer, holding back a stream's small pieces, and an echo's first bytes forever).
 template <class Parser>
-asio::awaitable<void> ReadBody(tcp::socket& s, beast::flat_buffer& b, Parser& p, error_code& ec,
-                               bool try_sync) {
+Task<void> ReadBody(Socket& s, beast::flat_buffer& b, Parser& p, error_code& ec, bool try_sync) {
   const size_t room = p.get().body().size;
   for (;;) {
     ec = {};
@@ -108,7 +107,7 @@ asio::awaitable<void> ReadBody(tcp::socket& s, beast::flat_buffer& b, Parser& p,
 }
 
 template <class Serializer>
-asio::awaitable<void> WriteHeader(tcp::socket& s, Serializer& sr, error_code& ec) {
+Task<void> WriteHeader(Socket& s, Serializer& sr, error_code& ec) {
   ec = {};
   http::write_header(s, sr, ec);
   if (!WouldBlock(ec)) co_return;
@@ -117,7 +116,7 @@ asio::awaitable<void> WriteHeader(tcp::socket& s, Serializer& sr, error_code& ec
 
 // Asio's open() does not set SOCK_CLOEXEC, and skiffd forks shims that must not inherit
 // connections: open the socket here and hand it to `s`.
-error_code OpenCloexec(tcp::socket& s, const tcp& protocol) {
+error_code OpenCloexec(Socket& s, const tcp& protocol) {
   UniqueFd fd(::socket(protocol.family(), SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!fd) return error_code(errno, asio::error::get_system_category());
   error_code ec;
@@ -127,7 +126,7 @@ error_code OpenCloexec(tcp::socket& s, const tcp& protocol) {
 }
 
 template <class Serializer>
-asio::awaitable<void> WriteMessage(tcp::socket& s, Serializer& sr, error_code& ec, bool try_sync) {
+Task<void> WriteMessage(Socket& s, Serializer& sr, error_code& ec, bool try_sync) {
   ec = {};
   if (try_sync) {
     http::write(s, sr, ec);
@@ -141,9 +140,8 @@ asio::awaitable<void> WriteMessage(tcp::socket& s, Serializer& sr, error_code& e
 // first write to `dst`. Only the first round tries the synchronous path: a long body
 // goes through the scheduler, so one connection cannot starve the others on its thread.
 template <bool kIsRequest>
-asio::awaitable<RelayResult> Relay(tcp::socket& src, beast::flat_buffer& src_buf,
-                                   Parser<kIsRequest>& p, tcp::socket& dst,
-                                   Serializer<kIsRequest>& sr, char* buf, bool* started) {
+Task<RelayResult> Relay(Socket& src, beast::flat_buffer& src_buf, Parser<kIsRequest>& p,
+                        Socket& dst, Serializer<kIsRequest>& sr, char* buf, bool* started) {
   error_code ec;
   // Beast reads at most the buffer's free capacity (512 bytes minimum): give a body room
   // for full-size reads, or a large body costs a syscall per 512 bytes.
@@ -215,7 +213,7 @@ struct ClientSession::Exchange {
   Lease lease;
 };
 
-ClientSession::ClientSession(WorkerContext& ctx, tcp::socket client)
+ClientSession::ClientSession(WorkerContext& ctx, Socket client)
     : ctx_(ctx),
       client_(std::move(client)),
       body_buf_(new char[kBodyBufferBytes]),
@@ -231,15 +229,13 @@ ClientSession::ClientSession(WorkerContext& ctx, tcp::socket client)
 
 ClientSession::~ClientSession() { ctx_.sessions.erase(this); }
 
-void ClientSession::Launch(asio::io_context& ioc, WorkerContext& ctx, tcp::socket client) {
+void ClientSession::Launch(asio::io_context& ioc, WorkerContext& ctx, Socket client) {
   auto session = std::make_shared<ClientSession>(ctx, std::move(client));
   asio::co_spawn(ioc, Watchdog(session), asio::detached);
   asio::co_spawn(ioc, RunSession(std::move(session)), asio::detached);
 }
 
-asio::awaitable<void> ClientSession::RunSession(std::shared_ptr<ClientSession> self) {
-  co_await self->Run();
-}
+Task<void> ClientSession::RunSession(std::shared_ptr<ClientSession> self) { co_await self->Run(); }
 
 void ClientSession::Shutdown() {
   closed_ = true;
@@ -262,12 +258,12 @@ std::string_view ClientSession::ClientBytes() const {
   return std::string_view(static_cast<const char*>(data.data()), data.size());
 }
 
-asio::awaitable<void> ClientSession::ReadMoreFromClient(size_t room, error_code& ec) {
+Task<void> ClientSession::ReadMoreFromClient(size_t room, error_code& ec) {
   const size_t got = co_await client_.async_read_some(client_buf_.prepare(room), Await(ec));
   if (!ec) client_buf_.commit(got);
 }
 
-asio::awaitable<void> ClientSession::Run() {
+Task<void> ClientSession::Run() {
   while (!closed_) {
     bool keep = co_await ServeOne();
     if (!keep) break;
@@ -276,7 +272,7 @@ asio::awaitable<void> ClientSession::Run() {
   if (linger_close_ && !closed_) co_await LingeringClose();
   closed_ = true;
   error_code ignored;
-  client_.shutdown(tcp::socket::shutdown_both, ignored);
+  client_.shutdown(Socket::shutdown_both, ignored);
   client_.close(ignored);
   CloseUpstream();
   upstream_.reset();
@@ -286,7 +282,7 @@ asio::awaitable<void> ClientSession::Run() {
 // The connection's one timer: sleeps until deadline_, re-arming when the deadline moved
 // later (moving it earlier cancels the wait). So setting a deadline is a store, not a
 // timer operation.
-asio::awaitable<void> ClientSession::Watchdog(std::shared_ptr<ClientSession> self) {
+Task<void> ClientSession::Watchdog(std::shared_ptr<ClientSession> self) {
   error_code ec;
   while (!self->closed_) {
     self->timer_.expires_at(self->deadline_);
@@ -338,7 +334,7 @@ struct RouteWait {
 
 }  // namespace
 
-asio::awaitable<RouteOutcome> ClientSession::RouteAsync(const RouteRequest& request) {
+Task<RouteOutcome> ClientSession::RouteAsync(const RouteRequest& request) {
   auto wait = std::make_shared<RouteWait>();
   route_pending_ = true;
   route_ticket_ = ctx_.router->Route(request, [wait](RouteOutcome out) {
@@ -370,33 +366,32 @@ asio::awaitable<RouteOutcome> ClientSession::RouteAsync(const RouteRequest& requ
     ctx_.router->Cancel(route_ticket_);
   } else if (route_ticket_ != 0) {
     // Watch the client meanwhile: a close cancels the wait.
-    client_.async_wait(tcp::socket::wait_read,
+    client_.async_wait(Socket::wait_read,
                        [self = shared_from_this(), generation](const error_code& ec) {
                          self->OnClientReadable(ec, generation);
                        });
   }
   auto executor = co_await asio::this_coro::executor;
-  RouteOutcome outcome =
-      co_await asio::async_initiate<decltype(asio::use_awaitable), void(RouteOutcome)>(
-          [&](auto handler) {
-            absl::AnyInvocable<void(RouteOutcome)> deliver = [handler = std::move(handler),
-                                                              executor](RouteOutcome out) mutable {
-              asio::post(executor, [handler = std::move(handler), out = std::move(out)]() mutable {
-                std::move(handler)(std::move(out));
-              });
-            };
-            std::optional<RouteOutcome> arrived;
-            {
-              absl::MutexLock lock(&wait->mu);
-              if (wait->early) {
-                arrived.swap(wait->early);
-              } else {
-                wait->deliver = std::move(deliver);
-              }
-            }
-            if (arrived) deliver(std::move(*arrived));
-          },
-          asio::use_awaitable);
+  RouteOutcome outcome = co_await asio::async_initiate<decltype(kUseAwaitable), void(RouteOutcome)>(
+      [&](auto handler) {
+        absl::AnyInvocable<void(RouteOutcome)> deliver = [handler = std::move(handler),
+                                                          executor](RouteOutcome out) mutable {
+          asio::post(executor, [handler = std::move(handler), out = std::move(out)]() mutable {
+            std::move(handler)(std::move(out));
+          });
+        };
+        std::optional<RouteOutcome> arrived;
+        {
+          absl::MutexLock lock(&wait->mu);
+          if (wait->early) {
+            arrived.swap(wait->early);
+          } else {
+            wait->deliver = std::move(deliver);
+          }
+        }
+        if (arrived) deliver(std::move(*arrived));
+      },
+      kUseAwaitable);
   route_pending_ = false;
   route_ticket_ = 0;
   ++route_generation_;  // a late close-watch completion is stale now
@@ -431,7 +426,7 @@ void ClientSession::PrepareError(Exchange& x, int status, std::string_view messa
   x.status = status;
 }
 
-asio::awaitable<bool> ClientSession::WriteError(Exchange& x) {
+Task<bool> ClientSession::WriteError(Exchange& x) {
   x.response_started = true;
   error_code ec;
   co_await http::async_write(client_, *x.error, Await(ec));
@@ -441,7 +436,7 @@ asio::awaitable<bool> ClientSession::WriteError(Exchange& x) {
   co_return x.error->keep_alive() && !ec;
 }
 
-asio::awaitable<bool> ClientSession::ServeOne() {
+Task<bool> ClientSession::ServeOne() {
   const HttpProxyOptions& opts = *ctx_.options;
   Exchange x;
   x.req.header_limit(static_cast<uint32_t>(opts.max_header_bytes));
@@ -541,11 +536,10 @@ asio::awaitable<bool> ClientSession::ServeOne() {
 }
 
 struct ClientSession::BodyPump {
-  explicit BodyPump(const asio::any_io_executor& executor)
-      : signal(executor, Clock::time_point::max()) {}
+  explicit BodyPump(const Executor& executor) : signal(executor, Clock::time_point::max()) {}
   bool done = false;
   RelayResult result;
-  asio::steady_timer signal;  // cancelled when the pump ends
+  Timer signal;  // cancelled when the pump ends
 };
 
 void ClientSession::StartPump(Exchange& x) {
@@ -567,7 +561,7 @@ void ClientSession::StartPump(Exchange& x) {
       });
 }
 
-asio::awaitable<bool> ClientSession::JoinPump(Clock::duration grace) {
+Task<bool> ClientSession::JoinPump(Clock::duration grace) {
   std::shared_ptr<BodyPump> pump = pump_;
   if (!pump) co_return true;
   error_code ec;
@@ -590,16 +584,16 @@ bool ClientSession::PumpFailedOnClient() const {
   return pump_ && pump_->done && pump_->result.ec && pump_->result.source_failed;
 }
 
-asio::awaitable<void> ClientSession::DropUpstream() {
+Task<void> ClientSession::DropUpstream() {
   CloseUpstream();
   co_await JoinPump(Clock::duration::zero());
   upstream_.reset();
 }
 
-asio::awaitable<void> ClientSession::LingeringClose() {
+Task<void> ClientSession::LingeringClose() {
   constexpr uint64_t kMaxLingerBytes = 64ull << 20;
   error_code ec;
-  client_.shutdown(tcp::socket::shutdown_send, ec);
+  client_.shutdown(Socket::shutdown_send, ec);
   if (ec) co_return;
   // The watchdog closes the client when the second is over.
   SetDeadline(Clock::now() + std::chrono::seconds(1), DeadlineKind::kClientIdle);
@@ -613,7 +607,7 @@ asio::awaitable<void> ClientSession::LingeringClose() {
   ClearDeadline();
 }
 
-asio::awaitable<void> ClientSession::ReadResponseHeader(Exchange& x, error_code& ec) {
+Task<void> ClientSession::ReadResponseHeader(Exchange& x, error_code& ec) {
   x.res.emplace();
   x.res->header_limit(static_cast<uint32_t>(ctx_.options->max_header_bytes));
   x.res->body_limit(kUnlimited);
@@ -621,7 +615,7 @@ asio::awaitable<void> ClientSession::ReadResponseHeader(Exchange& x, error_code&
   co_await ReadHeader(*upstream_, upstream_buf_, *x.res, ec);
 }
 
-asio::awaitable<bool> ClientSession::Forward(Exchange& x) {
+Task<bool> ClientSession::Forward(Exchange& x) {
   const HttpProxyOptions& opts = *ctx_.options;
   const BackendInfo& backend = x.lease.backend();
   auto& req = x.req.get();
@@ -654,7 +648,7 @@ asio::awaitable<bool> ClientSession::Forward(Exchange& x) {
     bool reused = false;
     upstream_buf_.clear();
     // A bodyless request is resent if the connection turns out stale (below).
-    if (std::optional<tcp::socket> idle = ctx_.pool->Take(key, x.req.is_done())) {
+    if (std::optional<Socket> idle = ctx_.pool->Take(key, x.req.is_done())) {
       upstream_.emplace(std::move(*idle));
       reused = true;
       SetDeadline(request_deadline, DeadlineKind::kRequest);
@@ -843,7 +837,7 @@ asio::awaitable<bool> ClientSession::Forward(Exchange& x) {
 // HTTP/2 with prior knowledge: route by the first request's :authority, then splice the
 // connection to the instance (see proxy_h2c.h). Errors can't be answered in HTTP/1: the
 // connection is closed.
-asio::awaitable<bool> ClientSession::ServeH2cPriorKnowledge(Exchange& x) {
+Task<bool> ClientSession::ServeH2cPriorKnowledge(Exchange& x) {
   const HttpProxyOptions& opts = *ctx_.options;
   constexpr size_t kMaxPeekBytes = 128 * 1024;
   SetDeadline(Clock::now() + absl::ToChronoNanoseconds(opts.client_idle_timeout),
@@ -907,7 +901,7 @@ asio::awaitable<bool> ClientSession::ServeH2cPriorKnowledge(Exchange& x) {
 }
 
 // After a 101: bytes flow both ways untouched until either side closes; then both close.
-asio::awaitable<void> ClientSession::Tunnel() {
+Task<void> ClientSession::Tunnel() {
   error_code ec;
   // Bytes that arrived behind the handshakes go first.
   if (client_buf_.size() > 0) {
@@ -920,7 +914,7 @@ asio::awaitable<void> ClientSession::Tunnel() {
   }
   if (ec || closed_) co_return;
 
-  auto pump = [](tcp::socket& from, tcp::socket& to, char* buf) -> asio::awaitable<void> {
+  auto pump = [](Socket& from, Socket& to, char* buf) -> Task<void> {
     error_code ec;
     for (;;) {
       size_t n = co_await from.async_read_some(asio::buffer(buf, kTunnelBufferBytes), Await(ec));
@@ -934,7 +928,7 @@ asio::awaitable<void> ClientSession::Tunnel() {
   };
   std::vector<char> down(kTunnelBufferBytes);
   bool down_done = false;
-  asio::steady_timer down_signal(client_.get_executor(), Clock::time_point::max());
+  Timer down_signal(client_.get_executor(), Clock::time_point::max());
   asio::co_spawn(client_.get_executor(), pump(*upstream_, client_, down.data()),
                  [&down_done, &down_signal](std::exception_ptr) {
                    down_done = true;

@@ -42,11 +42,11 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
  public:
   using Clock = std::chrono::steady_clock;
 
-  ClientSession(WorkerContext& ctx, tcp::socket client);
+  ClientSession(WorkerContext& ctx, Socket client);
   ~ClientSession();
 
   // Spawns the session's coroutines on `ioc`; it ends when the client connection does.
-  static void Launch(asio::io_context& ioc, WorkerContext& ctx, tcp::socket client);
+  static void Launch(asio::io_context& ioc, WorkerContext& ctx, Socket client);
 
   // Closes both connections and cancels a pending route (proxy shutdown).
   void Shutdown();
@@ -56,41 +56,41 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   struct Exchange;
   struct BodyPump;
 
-  static asio::awaitable<void> RunSession(std::shared_ptr<ClientSession> self);
-  asio::awaitable<void> Run();
+  static Task<void> RunSession(std::shared_ptr<ClientSession> self);
+  Task<void> Run();
   // What the client sent that is not consumed yet.
   std::string_view ClientBytes() const;
   // One read of up to `room` more bytes from the client into client_buf_.
-  asio::awaitable<void> ReadMoreFromClient(size_t room, error_code& ec);
-  static asio::awaitable<void> Watchdog(std::shared_ptr<ClientSession> self);
+  Task<void> ReadMoreFromClient(size_t room, error_code& ec);
+  static Task<void> Watchdog(std::shared_ptr<ClientSession> self);
   // Serves one request; returns whether the client connection stays open.
-  asio::awaitable<bool> ServeOne();
-  asio::awaitable<RouteOutcome> RouteAsync(const RouteRequest& request);  // `request` outlives it
+  Task<bool> ServeOne();
+  Task<RouteOutcome> RouteAsync(const RouteRequest& request);  // `request` outlives it
   void OnClientReadable(const error_code& ec, uint64_t generation);
-  asio::awaitable<bool> Forward(Exchange& x);
+  Task<bool> Forward(Exchange& x);
   // A fresh response parser in x.res (header limit, unlimited body, HEAD's empty body), then
   // the upstream's next response header into it (a final one, or another 1xx).
-  asio::awaitable<void> ReadResponseHeader(Exchange& x, error_code& ec);
-  asio::awaitable<bool> ServeH2cPriorKnowledge(Exchange& x);
-  asio::awaitable<void> Tunnel();
+  Task<void> ReadResponseHeader(Exchange& x, error_code& ec);
+  Task<bool> ServeH2cPriorKnowledge(Exchange& x);
+  Task<void> Tunnel();
   // Starts pumping x's request body (header already sent) from the client to the upstream.
   void StartPump(Exchange& x);
   // Waits for the body pump (if any) up to `grace`, then stops it (closing the upstream);
   // returns whether it relayed the whole body.
-  asio::awaitable<bool> JoinPump(Clock::duration grace);
+  Task<bool> JoinPump(Clock::duration grace);
   // Whether the body pump ended because reading the client failed.
   bool PumpFailedOnClient() const;
   // Closes the upstream connection, stops the body pump, forgets the socket.
-  asio::awaitable<void> DropUpstream();
+  Task<void> DropUpstream();
   // Before closing a client whose request body was not read to its end: stop sending, read
   // and drop what still arrives (bounded), so the close is not a RST ahead of the answer.
-  asio::awaitable<void> LingeringClose();
+  Task<void> LingeringClose();
   // An answer of the proxy's own (routing errors, 400/431/502/504) into x.error; then
   // WriteError sends it. (Two steps: no temporaries inside co_await expressions, which
   // g++ 12 can destroy twice.)
   static void PrepareError(Exchange& x, int status, std::string_view message,
                            std::optional<absl::Duration> retry_after, bool keep_alive);
-  asio::awaitable<bool> WriteError(Exchange& x);
+  Task<bool> WriteError(Exchange& x);
 
   void SetDeadline(Clock::time_point when, DeadlineKind kind);
   void ClearDeadline() {
@@ -100,17 +100,17 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   void CloseUpstream();
 
   WorkerContext& ctx_;
-  tcp::socket client_;
+  Socket client_;
   std::string client_ip_;
   beast::flat_buffer client_buf_;
-  std::optional<tcp::socket> upstream_;
+  std::optional<Socket> upstream_;
   beast::flat_buffer upstream_buf_;
   std::unique_ptr<char[]> body_buf_;  // one per connection: bodies stream through it
   std::unique_ptr<char[]> pump_buf_;  // the request body's own, allocated on first use
   std::shared_ptr<BodyPump> pump_;    // the running request-body pump, if any
   bool linger_close_ = false;         // the client's request body was left unread
 
-  asio::steady_timer timer_;
+  Timer timer_;
   Clock::time_point deadline_;
   DeadlineKind deadline_kind_ = DeadlineKind::kNone;
   bool closed_ = false;

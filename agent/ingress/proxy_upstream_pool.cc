@@ -9,7 +9,7 @@ namespace skiff::ingress::proxy {
 namespace {
 
 // An idle HTTP/1.1 connection has nothing to read: EOF or stray bytes mean it is unusable.
-bool StillIdle(tcp::socket& socket) {
+bool StillIdle(Socket& socket) {
   char c;
   ssize_t n = ::recv(socket.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
   return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
@@ -17,12 +17,12 @@ bool StillIdle(tcp::socket& socket) {
 
 }  // namespace
 
-std::optional<tcp::socket> UpstreamPool::Take(const std::string& backend, bool resendable) {
+std::optional<Socket> UpstreamPool::Take(const std::string& backend, bool resendable) {
   auto it = idle_.find(backend);
   if (it == idle_.end()) return std::nullopt;
   std::deque<Idle>& list = it->second;
   const Clock::time_point now = Clock::now();
-  std::optional<tcp::socket> found;
+  std::optional<Socket> found;
   while (!list.empty()) {
     Idle idle = std::move(list.back());
     list.pop_back();
@@ -39,7 +39,7 @@ std::optional<tcp::socket> UpstreamPool::Take(const std::string& backend, bool r
   return found;
 }
 
-void UpstreamPool::Put(const std::string& backend, tcp::socket socket) {
+void UpstreamPool::Put(const std::string& backend, Socket socket) {
   error_code ignored;
   if (max_idle_ == 0) {
     socket.close(ignored);

@@ -33,9 +33,9 @@ class UpstreamPool {
 
   // The most recently used live idle connection to `backend`, or nullopt. `resendable`: the
   // caller can resend the request on a fresh connection if this one turns out closed.
-  std::optional<tcp::socket> Take(const std::string& backend, bool resendable);
+  std::optional<Socket> Take(const std::string& backend, bool resendable);
   // Keeps `socket` for reuse (closing the oldest idle one beyond the bound).
-  void Put(const std::string& backend, tcp::socket socket);
+  void Put(const std::string& backend, Socket socket);
   // Closes connections idle past the timeout.
   void Sweep();
   // Closes everything.
@@ -44,7 +44,7 @@ class UpstreamPool {
 
  private:
   struct Idle {
-    tcp::socket socket;
+    Socket socket;
     Clock::time_point since;
   };
   const size_t max_idle_;

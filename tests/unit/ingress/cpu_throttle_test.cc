@@ -185,6 +185,26 @@ TEST_F(CpuThrottleTest, InstanceAllocationNeverThrottles) {
   EXPECT_EQ(t->stats().throttles, 0u);
 }
 
+TEST_F(CpuThrottleTest, MaybeThrottledCountFollowsTheFloorAndUnknownStates) {
+  const uint64_t base = CpuThrottle::MaybeThrottledCount();
+  SKIFF_ASSERT_OK_AND_ASSIGN(auto t, Make({}));
+  SKIFF_ASSERT_OK_AND_ASSIGN(auto always, Make({.cpu_allocation = CpuAllocation::kInstance}));
+  EXPECT_EQ(CpuThrottle::MaybeThrottledCount(), base) << "starting up: full quota";
+  SKIFF_ASSERT_OK(always->Ready());
+  SKIFF_ASSERT_OK(t->Ready());
+  EXPECT_EQ(CpuThrottle::MaybeThrottledCount(), base + 1) << "at the floor";
+  SKIFF_ASSERT_OK(t->RequestStarted());
+  EXPECT_EQ(CpuThrottle::MaybeThrottledCount(), base);
+  q_->fail_next = 1;
+  EXPECT_FALSE(t->RequestFinished().ok());
+  EXPECT_EQ(CpuThrottle::MaybeThrottledCount(), base + 1) << "unknown after a failed write";
+  SKIFF_ASSERT_OK(t->RequestStarted());
+  SKIFF_ASSERT_OK(t->RequestFinished());
+  EXPECT_EQ(CpuThrottle::MaybeThrottledCount(), base + 1);
+  t.reset();
+  EXPECT_EQ(CpuThrottle::MaybeThrottledCount(), base) << "a destroyed throttle is not counted";
+}
+
 TEST_F(CpuThrottleTest, StartupBoostDoublesUntilReadyPlusTenSecondsThenFloor) {
   SKIFF_ASSERT_OK_AND_ASSIGN(auto t, Make({.vcpus_milli = 1000, .startup_cpu_boost = true}));
   EXPECT_EQ(t->stats().state, CpuThrottle::State::kBoosted);

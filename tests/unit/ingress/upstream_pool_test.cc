@@ -19,28 +19,28 @@ class UpstreamPoolTest : public ::testing::Test {
   UpstreamPoolTest() : acceptor_(ioc_, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)) {}
 
   // A connected client socket; its server end is kept in servers_.
-  tcp::socket Connect() {
-    tcp::socket client(ioc_);
+  Socket Connect() {
+    Socket client(ioc_);
     client.connect(acceptor_.local_endpoint());
     servers_.push_back(acceptor_.accept());
     return client;
   }
-  tcp::socket& server(size_t i) { return servers_.at(i); }
+  Socket& server(size_t i) { return servers_.at(i); }
 
   asio::io_context ioc_;
-  tcp::acceptor acceptor_;
-  std::vector<tcp::socket> servers_;
+  Acceptor acceptor_;
+  std::vector<Socket> servers_;
 };
 
 TEST_F(UpstreamPoolTest, TakesTheMostRecentlyReturnedConnectionFirst) {
   UpstreamPool pool(8, std::chrono::seconds(60));
-  tcp::socket a = Connect();
-  tcp::socket b = Connect();
+  Socket a = Connect();
+  Socket b = Connect();
   const auto b_port = b.local_endpoint().port();
   pool.Put("x:1", std::move(a));
   pool.Put("x:1", std::move(b));
   EXPECT_EQ(pool.idle_count(), 2u);
-  std::optional<tcp::socket> got = pool.Take("x:1", /*resendable=*/false);
+  std::optional<Socket> got = pool.Take("x:1", /*resendable=*/false);
   ASSERT_TRUE(got.has_value());
   EXPECT_EQ(got->local_endpoint().port(), b_port);
   EXPECT_FALSE(pool.Take("y:1", true).has_value());
@@ -82,7 +82,7 @@ TEST_F(UpstreamPoolTest, RecentlyIdleConnectionIsTakenUncheckedForAResendableReq
   server(0).close();
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
   // Not checked: the caller finds the close at its first read and resends.
-  std::optional<tcp::socket> got = pool.Take("x:1", /*resendable=*/true);
+  std::optional<Socket> got = pool.Take("x:1", /*resendable=*/true);
   ASSERT_TRUE(got.has_value());
   char c;
   error_code ec;
@@ -97,7 +97,7 @@ TEST_F(UpstreamPoolTest, LongIdleConnectionIsCheckedEvenForAResendableRequest) {
   asio::write(server(1), asio::buffer("HTTP/1.1 408 Request Timeout\r\n\r\n", 33));
   std::this_thread::sleep_for(UpstreamPool::kUncheckedReuse + std::chrono::milliseconds(100));
   // The newer connection wrote unasked: dropped; the older one is still good.
-  std::optional<tcp::socket> got = pool.Take("x:1", /*resendable=*/true);
+  std::optional<Socket> got = pool.Take("x:1", /*resendable=*/true);
   ASSERT_TRUE(got.has_value());
   EXPECT_EQ(got->remote_endpoint(), servers_[0].local_endpoint());
   EXPECT_EQ(pool.idle_count(), 0u);
