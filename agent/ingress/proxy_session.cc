@@ -69,18 +69,32 @@ bool WouldBlock(const error_code& ec) {
   return ec == asio::error::would_block || ec == asio::error::try_again;
 }
 
-// The sockets are in non-blocking mode, so these first try to finish synchronously and
-// fall back to the asynchronous operation only when the socket would block. A small
-// exchange then completes without a trip through the scheduler per operation (Asio posts
-// every immediate completion, and each costs an epoll_wait).
+// The sockets are in non-blocking mode, so these first try to finish synchronously: true
+// when done (`ec` says how), false when the socket would block and the caller co_awaits the
+// asynchronous operation instead. A small exchange then completes without a trip through
+// the scheduler per operation (Asio posts every immediate completion, and each costs an
+// epoll_wait). Plain functions, not coroutines: a coroutine's frame is an allocation per
+// call, several per request.
 template <class Parser>
-Task<void> ReadHeader(Socket& s, beast::flat_buffer& b, Parser& p, error_code& ec) {
+bool TryReadHeader(Socket& s, beast::flat_buffer& b, Parser& p, error_code& ec) {
   ec = {};
-  if (b.size() > 0) {  // with nothing buffered, Asio's own speculative read does the same
-    http::read_header(s, b, p, ec);
-    if (!WouldBlock(ec)) co_return;
-  }
-  co_await http::async_read_header(s, b, p, Await(ec));
+  if (b.size() == 0) return false;  // nothing buffered: Asio's own speculative read does it
+  http::read_header(s, b, p, ec);
+  return !WouldBlock(ec);
+}
+
+template <class Serializer>
+bool TryWriteHeader(Socket& s, Serializer& sr, error_code& ec) {
+  ec = {};
+  http::write_header(s, sr, ec);
+  return !WouldBlock(ec);
+}
+
+template <class Serializer>
+bool TryWrite(Socket& s, Serializer& sr, error_code& ec) {
+  ec = {};
+  http::write(s, sr, ec);
+  return !WouldBlock(ec);
 }
 
 // Reads body bytes into p's buffer_body until some arrived, the body is full or the
@@ -106,14 +120,6 @@ Task<void> ReadBody(Socket& s, beast::flat_buffer& b, Parser& p, error_code& ec,
   }
 }
 
-template <class Serializer>
-Task<void> WriteHeader(Socket& s, Serializer& sr, error_code& ec) {
-  ec = {};
-  http::write_header(s, sr, ec);
-  if (!WouldBlock(ec)) co_return;
-  co_await http::async_write_header(s, sr, Await(ec));
-}
-
 // Asio's open() does not set SOCK_CLOEXEC, and skiffd forks shims that must not inherit
 // connections: open the socket here and hand it to `s`.
 error_code OpenCloexec(Socket& s, const tcp& protocol) {
@@ -123,16 +129,6 @@ error_code OpenCloexec(Socket& s, const tcp& protocol) {
   s.assign(protocol, fd.get(), ec);
   if (!ec) fd.Release();  // the socket owns it now
   return ec;
-}
-
-template <class Serializer>
-Task<void> WriteMessage(Socket& s, Serializer& sr, error_code& ec, bool try_sync) {
-  ec = {};
-  if (try_sync) {
-    http::write(s, sr, ec);
-    if (!WouldBlock(ec)) co_return;
-  }
-  co_await http::async_write(s, sr, Await(ec));
 }
 
 // Streams the rest of the message parsed by `p` from `src` to `dst` through `buf`; `sr`
@@ -150,7 +146,7 @@ Task<RelayResult> Relay(Socket& src, beast::flat_buffer& src_buf, Parser<kIsRequ
   // coming (a stream's first event, an echo waiting for the request body).
   if (!sr.is_header_done() && !p.is_done() && src_buf.size() == 0) {
     if (started != nullptr) *started = true;
-    co_await WriteHeader(dst, sr, ec);
+    if (!TryWriteHeader(dst, sr, ec)) co_await http::async_write_header(dst, sr, Await(ec));
     if (ec) co_return RelayResult{ec, false};
   }
   bool first = true;
@@ -174,7 +170,7 @@ Task<RelayResult> Relay(Socket& src, beast::flat_buffer& src_buf, Parser<kIsRequ
       body.more = false;
     }
     if (started != nullptr) *started = true;
-    co_await WriteMessage(dst, sr, ec, first);
+    if (!(first && TryWrite(dst, sr, ec))) co_await http::async_write(dst, sr, Await(ec));
     if (ec == http::error::need_buffer) ec = {};
     if (ec) co_return RelayResult{ec, false};
     first = false;
@@ -474,7 +470,9 @@ Task<bool> ClientSession::ServeOne() {
     const std::string_view host = SniffHost(ClientBytes());
     if (!host.empty()) anticipated = ctx_.router->Anticipate(host);
   }
-  co_await ReadHeader(client_, client_buf_, x.req, ec);
+  if (!TryReadHeader(client_, client_buf_, x.req, ec)) {
+    co_await http::async_read_header(client_, client_buf_, x.req, Await(ec));
+  }
   x.start = Clock::now();
   ClearDeadline();
   if (ec) {
@@ -612,7 +610,9 @@ Task<void> ClientSession::ReadResponseHeader(Exchange& x, error_code& ec) {
   x.res->header_limit(static_cast<uint32_t>(ctx_.options->max_header_bytes));
   x.res->body_limit(kUnlimited);
   if (x.head) x.res->skip(true);
-  co_await ReadHeader(*upstream_, upstream_buf_, *x.res, ec);
+  if (!TryReadHeader(*upstream_, upstream_buf_, *x.res, ec)) {
+    co_await http::async_read_header(*upstream_, upstream_buf_, *x.res, Await(ec));
+  }
 }
 
 Task<bool> ClientSession::Forward(Exchange& x) {
@@ -635,9 +635,18 @@ Task<bool> ClientSession::Forward(Exchange& x) {
       x.start + absl::ToChronoNanoseconds(backend.request_timeout);
   timed_out_ = false;
   connect_timed_out_ = false;
-  const std::string key = absl::StrCat(backend.ip, ":", backend.port);
   error_code ec;
-  tcp::endpoint endpoint(asio::ip::make_address(backend.ip, ec), backend.port);
+  // The pool key and address of the backend, kept while the connection's requests go to the
+  // same one (the usual case: no string built, no address parsed per request).
+  if (backend.ip != backend_ip_ || backend.port != backend_port_) {
+    backend_ip_ = backend.ip;
+    backend_port_ = backend.port;
+    backend_key_ = absl::StrCat(backend.ip, ":", backend.port);
+    backend_endpoint_ = tcp::endpoint(asio::ip::make_address(backend.ip, ec), backend.port);
+    if (ec) backend_ip_.clear();  // not kept: the error is answered below, every time
+  }
+  const std::string& key = backend_key_;
+  const tcp::endpoint& endpoint = backend_endpoint_;
   if (ec) {
     PrepareError(x, 502, absl::StrCat("bad backend address ", backend.ip), std::nullopt, false);
     co_return co_await WriteError(x);
@@ -686,10 +695,20 @@ Task<bool> ClientSession::Forward(Exchange& x) {
     const bool has_body = !x.req.is_done();
     RelayResult sent;
     if (!has_body) {
-      sent = co_await Relay<true>(client_, client_buf_, x.req, *upstream_, *x.req_sr,
-                                  body_buf_.get(), nullptr);
+      // The request is its header: written at once, without a relay.
+      http::buffer_body::value_type& body = req.body();
+      body.data = nullptr;
+      body.size = 0;
+      body.more = false;
+      if (!TryWrite(*upstream_, *x.req_sr, ec)) {
+        co_await http::async_write(*upstream_, *x.req_sr, Await(ec));
+      }
+      if (ec == http::error::need_buffer) ec = {};
+      sent.ec = ec;
     } else {
-      co_await WriteHeader(*upstream_, *x.req_sr, ec);
+      if (!TryWriteHeader(*upstream_, *x.req_sr, ec)) {
+        co_await http::async_write_header(*upstream_, *x.req_sr, Await(ec));
+      }
       sent.ec = ec;
       if (!ec && !expect_continue) StartPump(x);
     }
@@ -812,8 +831,9 @@ Task<bool> ClientSession::Forward(Exchange& x) {
   // The response is complete. A body still being pumped gets a moment to finish (its last
   // write may have completed already, its coroutine not resumed yet); an upstream that
   // closes gets none: the body is cut and the client connection closed.
-  const bool body_ok =
-      co_await JoinPump(upstream_keeps ? kEarlyAnswerGrace : Clock::duration::zero());
+  bool body_ok = true;
+  if (pump_)
+    body_ok = co_await JoinPump(upstream_keeps ? kEarlyAnswerGrace : Clock::duration::zero());
   ClearDeadline();
   const bool body_complete = body_ok && x.req.is_done() && !client_body_unread;
   if (!body_complete) {

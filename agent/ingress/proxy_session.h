@@ -105,6 +105,11 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   beast::flat_buffer client_buf_;
   std::optional<Socket> upstream_;
   beast::flat_buffer upstream_buf_;
+  // The last backend this connection forwarded to: its address and upstream-pool key.
+  std::string backend_ip_;
+  uint16_t backend_port_ = 0;
+  std::string backend_key_;  // "ip:port"
+  tcp::endpoint backend_endpoint_;
   std::unique_ptr<char[]> body_buf_;  // one per connection: bodies stream through it
   std::unique_ptr<char[]> pump_buf_;  // the request body's own, allocated on first use
   std::shared_ptr<BodyPump> pump_;    // the running request-body pump, if any

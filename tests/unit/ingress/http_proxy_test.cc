@@ -519,6 +519,21 @@ TEST_F(HttpProxyTest, KeepAliveBothSidesOneUpstreamConnectionFor100Requests) {
   EXPECT_TRUE(WaitFor([&] { return router_.active() == 0; }));
 }
 
+TEST_F(HttpProxyTest, OneConnectionAlternatingServicesReachesEachOwnBackend) {
+  Upstream other;
+  router_.Backend("other", other.port());
+  Client c(port());
+  for (int i = 0; i < 6; ++i) {
+    auto res = c.Get(i % 2 == 0 ? "svc" : "other", "/echo");
+    ASSERT_EQ(res.result_int(), 200) << i;
+  }
+  EXPECT_EQ(upstream_.requests(), 3);
+  EXPECT_EQ(other.requests(), 3);
+  // Each backend's pooled connection was reused, not mixed up with the other's.
+  EXPECT_EQ(upstream_.connections(), 1);
+  EXPECT_EQ(other.connections(), 1);
+}
+
 TEST_F(HttpProxyTest, PostEchoWithContentLengthAndChunked) {
   Client c(port());
   c.Send("POST /echo HTTP/1.1\r\nHost: svc\r\nContent-Length: 11\r\n\r\nhello world");
