@@ -145,6 +145,14 @@ Task<void> SweepLoop(ProxyWorker& w) {
 // goes first) for up to `busy_poll` before it blocks: an answer or a next request arriving
 // within that window is picked up without a sleep and a wake-up (on a VM, an idle vCPU's
 // halt and its IPI to wake it again cost tens of µs each way).
+//
+// Polling only pays while the CPU would otherwise idle. A sched_yield that comes back late
+// (kYieldedAway) means other threads wanted this CPU — instances, clients, the rest of the
+// node — so the thread stops polling for kPollBackoff and sleeps between events, leaving
+// that CPU to them.
+constexpr std::chrono::microseconds kYieldedAway{50};
+constexpr std::chrono::milliseconds kPollBackoff{20};
+
 void RunWorker(ProxyWorker& w, absl::Duration busy_poll) {
   if (busy_poll <= absl::ZeroDuration()) {
     w.ioc.run();
@@ -153,13 +161,16 @@ void RunWorker(ProxyWorker& w, absl::Duration busy_poll) {
   const auto window = absl::ToChronoNanoseconds(busy_poll);
   using Clock = std::chrono::steady_clock;
   Clock::time_point last_event = Clock::now();
+  Clock::time_point no_poll_until{};
   while (!w.ioc.stopped()) {
     if (w.ioc.poll() > 0) {
       last_event = Clock::now();
       continue;
     }
-    if (Clock::now() - last_event < window) {
+    const Clock::time_point now = Clock::now();
+    if (now - last_event < window && now >= no_poll_until) {
       sched_yield();
+      if (Clock::now() - now >= kYieldedAway) no_poll_until = Clock::now() + kPollBackoff;
       continue;
     }
     if (w.ioc.run_one() == 0) break;  // no work left: stopped

@@ -120,6 +120,25 @@ Task<void> ReadBody(Socket& s, beast::flat_buffer& b, Parser& p, error_code& ec,
   }
 }
 
+// A request's header as Beast's serializer writes it — the request line (always HTTP/1.1
+// upstream), each field as "name: value", the empty line — into one flat buffer (reused:
+// `out` keeps its capacity), for a request with no body to send in one write.
+void FormatRequestHead(const http::request<http::buffer_body>& req, std::string* out) {
+  out->clear();
+  const auto append = [out](beast::string_view v) { out->append(v.data(), v.size()); };
+  append(req.method_string());
+  out->push_back(' ');
+  append(req.target());
+  out->append(" HTTP/1.1\r\n");
+  for (const auto& field : req) {
+    append(field.name_string());
+    out->append(": ");
+    append(field.value());
+    out->append("\r\n");
+  }
+  out->append("\r\n");
+}
+
 // Asio's open() does not set SOCK_CLOEXEC, and skiffd forks shims that must not inherit
 // connections: open the socket here and hand it to `s`.
 error_code OpenCloexec(Socket& s, const tcp& protocol) {
@@ -691,21 +710,20 @@ Task<bool> ClientSession::Forward(Exchange& x) {
 
     // The request header; a body is pumped by a coroutine of its own (StartPump) while the
     // response is read, unless the client waits for 100 Continue first.
-    x.req_sr.emplace(req);
     const bool has_body = !x.req.is_done();
     RelayResult sent;
     if (!has_body) {
-      // The request is its header: written at once, without a relay.
-      http::buffer_body::value_type& body = req.body();
-      body.data = nullptr;
-      body.size = 0;
-      body.more = false;
-      if (!TryWrite(*upstream_, *x.req_sr, ec)) {
-        co_await http::async_write(*upstream_, *x.req_sr, Await(ec));
+      // The request is its header: formatted flat and sent at once, without the serializer
+      // or a relay.
+      FormatRequestHead(req, &head_buf_);
+      const size_t n = asio::write(*upstream_, asio::buffer(head_buf_), ec);
+      if (WouldBlock(ec)) {
+        co_await asio::async_write(
+            *upstream_, asio::buffer(head_buf_.data() + n, head_buf_.size() - n), Await(ec));
       }
-      if (ec == http::error::need_buffer) ec = {};
       sent.ec = ec;
     } else {
+      x.req_sr.emplace(req);
       if (!TryWriteHeader(*upstream_, *x.req_sr, ec)) {
         co_await http::async_write_header(*upstream_, *x.req_sr, Await(ec));
       }

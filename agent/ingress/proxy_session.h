@@ -111,6 +111,7 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   std::string backend_key_;  // "ip:port"
   tcp::endpoint backend_endpoint_;
   std::unique_ptr<char[]> body_buf_;  // one per connection: bodies stream through it
+  std::string head_buf_;              // a bodyless request's header, formatted for one write
   std::unique_ptr<char[]> pump_buf_;  // the request body's own, allocated on first use
   std::shared_ptr<BodyPump> pump_;    // the running request-body pump, if any
   bool linger_close_ = false;         // the client's request body was left unread
