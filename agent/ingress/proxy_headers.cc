@@ -84,4 +84,20 @@ void SetForwardedHeaders(http::fields& fields, std::string_view client_ip) {
   }
 }
 
+void FormatRequestHead(const http::request_header<>& req, std::string* out) {
+  out->clear();
+  const auto append = [out](beast::string_view v) { out->append(v.data(), v.size()); };
+  append(req.method_string());
+  out->push_back(' ');
+  append(req.target());
+  out->append(" HTTP/1.1\r\n");
+  for (const auto& field : req) {
+    append(field.name_string());
+    out->append(": ");
+    append(field.value());
+    out->append("\r\n");
+  }
+  out->append("\r\n");
+}
+
 }  // namespace skiff::ingress::proxy

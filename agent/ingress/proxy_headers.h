@@ -3,6 +3,7 @@
 // Header rewriting for the reverse proxy (RFC 9110 §7.6): hop-by-hop fields are removed in
 // both directions, X-Forwarded-* are set on requests. Pure functions on Beast field sets.
 
+#include <string>
 #include <string_view>
 
 #include "agent/ingress/proxy_asio.h"
@@ -19,6 +20,12 @@ bool WantsUpgrade(const http::fields& fields);
 // reset to exactly "upgrade" ("upgrade, HTTP2-Settings" for an h2c upgrade, whose
 // HTTP2-Settings field is kept).
 void StripHopByHop(http::fields& fields, bool keep_upgrade);
+
+// The header of a request as Beast's serializer writes it — the request line, always
+// HTTP/1.1 (the proxy speaks 1.1 upstream), each field as "name: value" in order, the empty
+// line — into `out` (cleared first; its capacity is kept), so that a request with no body
+// goes out in one write without the serializer.
+void FormatRequestHead(const http::request_header<>& req, std::string* out);
 
 // X-Forwarded-For: the values received (all fields, in order) + ", " + client_ip;
 // X-Forwarded-Proto: http; X-Forwarded-Host: the Host received (left unset without one).

@@ -120,25 +120,6 @@ Task<void> ReadBody(Socket& s, beast::flat_buffer& b, Parser& p, error_code& ec,
   }
 }
 
-// A request's header as Beast's serializer writes it — the request line (always HTTP/1.1
-// upstream), each field as "name: value", the empty line — into one flat buffer (reused:
-// `out` keeps its capacity), for a request with no body to send in one write.
-void FormatRequestHead(const http::request<http::buffer_body>& req, std::string* out) {
-  out->clear();
-  const auto append = [out](beast::string_view v) { out->append(v.data(), v.size()); };
-  append(req.method_string());
-  out->push_back(' ');
-  append(req.target());
-  out->append(" HTTP/1.1\r\n");
-  for (const auto& field : req) {
-    append(field.name_string());
-    out->append(": ");
-    append(field.value());
-    out->append("\r\n");
-  }
-  out->append("\r\n");
-}
-
 // Asio's open() does not set SOCK_CLOEXEC, and skiffd forks shims that must not inherit
 // connections: open the socket here and hand it to `s`.
 error_code OpenCloexec(Socket& s, const tcp& protocol) {

@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <sstream>
 #include <string>
 
 namespace skiff::ingress::proxy {
@@ -11,6 +12,41 @@ namespace {
 std::string Get(const http::fields& f, const char* name) {
   auto it = f.find(name);
   return it == f.end() ? "<none>" : std::string(it->value());
+}
+
+// What Beast's own serializer writes for the header of `req` (an empty body: the header only).
+std::string BeastHead(http::request<http::empty_body> req) {
+  std::ostringstream out;
+  out << req;
+  return out.str();
+}
+
+TEST(ProxyHeadersTest, FormatRequestHeadWritesWhatBeastsSerializerWrites) {
+  std::string head;
+  http::request<http::empty_body> get{http::verb::get, "/a/b?c=d&e", 11};
+  get.insert("Host", "svc.skiff.local");
+  get.insert("X-Forwarded-For", "10.0.0.1, 127.0.0.1");
+  get.insert("x-lower-case", "kept as received");
+  get.insert("X-Empty", "");
+  FormatRequestHead(get, &head);
+  EXPECT_EQ(head, BeastHead(get));
+  EXPECT_EQ(head,
+            "GET /a/b?c=d&e HTTP/1.1\r\nHost: svc.skiff.local\r\n"
+            "X-Forwarded-For: 10.0.0.1, 127.0.0.1\r\nx-lower-case: kept as received\r\n"
+            "X-Empty: \r\n\r\n");
+  // An unknown method keeps its spelling; the buffer is reused, not appended to.
+  http::request<http::empty_body> purge;
+  purge.method_string("PURGE");
+  purge.target("*");
+  purge.version(11);
+  purge.insert("Content-Length", "0");
+  FormatRequestHead(purge, &head);
+  EXPECT_EQ(head, BeastHead(purge));
+  EXPECT_EQ(head, "PURGE * HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
+  // No fields at all.
+  http::request<http::empty_body> bare{http::verb::head, "/", 11};
+  FormatRequestHead(bare, &head);
+  EXPECT_EQ(head, "HEAD / HTTP/1.1\r\n\r\n");
 }
 
 TEST(ProxyHeadersTest, StripsHopByHopAndFieldsNamedByConnection) {
