@@ -84,20 +84,42 @@ void SetForwardedHeaders(http::fields& fields, std::string_view client_ip) {
   }
 }
 
-void FormatRequestHead(const http::request_header<>& req, std::string* out) {
-  out->clear();
-  const auto append = [out](beast::string_view v) { out->append(v.data(), v.size()); };
-  append(req.method_string());
-  out->push_back(' ');
-  append(req.target());
-  out->append(" HTTP/1.1\r\n");
-  for (const auto& field : req) {
-    append(field.name_string());
+namespace {
+
+void AppendFields(const http::fields& fields, std::string* out) {
+  for (const auto& field : fields) {
+    out->append(field.name_string().data(), field.name_string().size());
     out->append(": ");
-    append(field.value());
+    out->append(field.value().data(), field.value().size());
     out->append("\r\n");
   }
   out->append("\r\n");
+}
+
+}  // namespace
+
+void FormatRequestHead(const http::request_header<>& req, std::string* out) {
+  out->clear();
+  out->append(req.method_string().data(), req.method_string().size());
+  out->push_back(' ');
+  out->append(req.target().data(), req.target().size());
+  out->append(" HTTP/1.1\r\n");
+  AppendFields(req, out);
+}
+
+void FormatResponseHead(const http::response_header<>& res, std::string* out) {
+  out->clear();
+  out->append(res.version() == 10 ? "HTTP/1.0 " : "HTTP/1.1 ");
+  const unsigned code = res.result_int();
+  out->push_back(static_cast<char>('0' + code / 100 % 10));
+  out->push_back(static_cast<char>('0' + code / 10 % 10));
+  out->push_back(static_cast<char>('0' + code % 10));
+  out->push_back(' ');
+  beast::string_view reason = res.reason();
+  if (reason.empty()) reason = http::obsolete_reason(res.result());
+  out->append(reason.data(), reason.size());
+  out->append("\r\n");
+  AppendFields(res, out);
 }
 
 }  // namespace skiff::ingress::proxy

@@ -27,6 +27,10 @@ void StripHopByHop(http::fields& fields, bool keep_upgrade);
 // goes out in one write without the serializer.
 void FormatRequestHead(const http::request_header<>& req, std::string* out);
 
+// The same for a response's header: the status line ("HTTP/1.x", the code, the reason as
+// received or else the standard one), each field, the empty line.
+void FormatResponseHead(const http::response_header<>& res, std::string* out);
+
 // X-Forwarded-For: the values received (all fields, in order) + ", " + client_ip;
 // X-Forwarded-Proto: http; X-Forwarded-Host: the Host received (left unset without one).
 void SetForwardedHeaders(http::fields& fields, std::string_view client_ip);

@@ -807,9 +807,30 @@ Task<bool> ClientSession::Forward(Exchange& x) {
   if (!switching) res.keep_alive(keep);
   x.status = status;
 
-  Serializer<false> rsr{res};
-  RelayResult got = co_await Relay<false>(*upstream_, upstream_buf_, *x.res, client_, rsr,
-                                          body_buf_.get(), &x.response_started);
+  RelayResult got;
+  const uint64_t length = length_known ? *x.res->content_length() : 0;
+  if (has_body && length_known && length <= kBodyBufferBytes && length <= upstream_buf_.size()) {
+    // The whole body arrived with the header (the usual small answer): the header formatted
+    // flat and the body after it, one write, no serializer and no relay. What follows the
+    // body in the buffer (bytes the backend sent unasked) keeps the connection out of the
+    // pool, as below.
+    FormatResponseHead(res, &head_buf_);
+    const auto body = upstream_buf_.data();
+    head_buf_.append(static_cast<const char*>(body.data()), length);
+    upstream_buf_.consume(length);
+    x.response_started = true;
+    error_code ec;
+    const size_t n = asio::write(client_, asio::buffer(head_buf_), ec);
+    if (WouldBlock(ec)) {
+      co_await asio::async_write(client_, asio::buffer(head_buf_.data() + n, head_buf_.size() - n),
+                                 Await(ec));
+    }
+    got.ec = ec;
+  } else {
+    Serializer<false> rsr{res};
+    got = co_await Relay<false>(*upstream_, upstream_buf_, *x.res, client_, rsr, body_buf_.get(),
+                                &x.response_started);
+  }
   if (got.ec) {
     const bool client_failed = PumpFailedOnClient();
     if (timed_out_)

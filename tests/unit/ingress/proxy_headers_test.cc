@@ -49,6 +49,33 @@ TEST(ProxyHeadersTest, FormatRequestHeadWritesWhatBeastsSerializerWrites) {
   EXPECT_EQ(head, "HEAD / HTTP/1.1\r\n\r\n");
 }
 
+std::string BeastHead(http::response<http::empty_body> res) {
+  std::ostringstream out;
+  out << res;
+  return out.str();
+}
+
+TEST(ProxyHeadersTest, FormatResponseHeadWritesWhatBeastsSerializerWrites) {
+  std::string head;
+  http::response<http::empty_body> ok{http::status::ok, 11};
+  ok.insert("Content-Length", "3");
+  ok.insert("content-type", "text/plain");
+  FormatResponseHead(ok, &head);
+  EXPECT_EQ(head, BeastHead(ok));
+  EXPECT_EQ(head, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\ncontent-type: text/plain\r\n\r\n");
+  // A reason of the backend's own, HTTP/1.0, and a code Beast has no name for.
+  http::response<http::empty_body> custom{http::status::not_found, 10};
+  custom.reason("Nothing Here");
+  FormatResponseHead(custom, &head);
+  EXPECT_EQ(head, BeastHead(custom));
+  EXPECT_EQ(head, "HTTP/1.0 404 Nothing Here\r\n\r\n");
+  http::response<http::empty_body> odd;
+  odd.result(299);
+  odd.version(11);
+  FormatResponseHead(odd, &head);
+  EXPECT_EQ(head, BeastHead(odd));
+}
+
 TEST(ProxyHeadersTest, StripsHopByHopAndFieldsNamedByConnection) {
   http::fields f;
   f.insert("Connection", "close, X-Foo");
