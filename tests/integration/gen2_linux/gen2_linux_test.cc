@@ -21,6 +21,7 @@
 #include <fstream>
 #include <memory>
 #include <thread>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -63,30 +64,68 @@ std::string GuestKernel() {
   return "";
 }
 
-TEST(Gen2LinuxTest, HelloInAMicroVmAnswersCurlAndStopsCleanly) {
-  if (std::string why = MissingHardwareVirtualization(); !why.empty()) GTEST_SKIP() << why;
+// What both cases need: hardware virtualization (else a skip saying why), the minimal
+// guest kernel, an initramfs with skiff-init, a registry with `images`, and skiffd with
+// gen2 configured (and its ingress, if asked); TearDown deletes everything and checks the
+// host is as before.
+class Gen2LinuxTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (std::string why = MissingHardwareVirtualization(); !why.empty()) GTEST_SKIP() << why;
+    kernel_ = GuestKernel();
+    ASSERT_FALSE(kernel_.empty()) << "scripts/guest-kernel.sh --minimal printed no kernel=";
+    char tmpl[] = "/tmp/skiff-gen2-linux.XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    initramfs_ = dir_ + "/initramfs.cpio";
+    SKIFF_ASSERT_OK(gen2::guest::BuildInitramfs({SKIFF_INIT_PATH, "", ""}, initramfs_));
+  }
 
-  const std::string kernel = GuestKernel();
-  ASSERT_FALSE(kernel.empty()) << "scripts/guest-kernel.sh --minimal printed no kernel=";
-  char tmpl[] = "/tmp/skiff-gen2-linux.XXXXXX";
-  ASSERT_NE(mkdtemp(tmpl), nullptr);
-  const std::string dir = tmpl;
-  const std::string initramfs = dir + "/initramfs.cpio";
-  SKIFF_ASSERT_OK(gen2::guest::BuildInitramfs({SKIFF_INIT_PATH, "", ""}, initramfs));
+  void StartSkiffd(const std::vector<std::string>& images, bool ingress) {
+    SKIFF_ASSERT_OK_AND_ASSIGN(registry_, LocalRegistry::Start());
+    for (const std::string& image : images) {
+      SKIFF_ASSERT_OK(image == "testapp" ? registry_->PushTestApp()
+                                         : registry_->PushExampleImages({image}));
+    }
+    SkiffdOptions opts;
+    opts.insecure_registries = {registry_->address()};
+    opts.ingress = ingress;
+    opts.extra_flags = {"--gen2-kernel=" + kernel_, "--gen2-initramfs=" + initramfs_};
+    SKIFF_ASSERT_OK_AND_ASSIGN(skiffd_, SkiffdProcess::Create(opts));
+    host_.cgroup_prefixes = {skiffd_->options().cgroup_parent};
+    SKIFF_ASSERT_OK_AND_ASSIGN(before_, HostState::Capture(host_));
+    SKIFF_ASSERT_OK(skiffd_->Start());
+  }
 
-  SKIFF_ASSERT_OK_AND_ASSIGN(std::unique_ptr<LocalRegistry> registry, LocalRegistry::Start());
-  SKIFF_ASSERT_OK(registry->PushExampleImages({"hello"}));
-  SkiffdOptions opts;
-  opts.insecure_registries = {registry->address()};
-  opts.extra_flags = {"--gen2-kernel=" + kernel, "--gen2-initramfs=" + initramfs};
-  SKIFF_ASSERT_OK_AND_ASSIGN(std::unique_ptr<SkiffdProcess> skiffd, SkiffdProcess::Create(opts));
-  HostStateOptions host;
-  host.cgroup_prefixes = {skiffd->options().cgroup_parent};
-  SKIFF_ASSERT_OK_AND_ASSIGN(HostState before, HostState::Capture(host));
-  SKIFF_ASSERT_OK(skiffd->Start());
+  void TearDown() override {
+    if (skiffd_ != nullptr) {
+      if (skiffd_->running()) {
+        SKIFF_EXPECT_OK(skiffd_->DeleteAll());
+      }
+      SKIFF_EXPECT_OK(skiffd_->Stop());
+      skiffd_->RemoveCgroupParent();
+      absl::StatusOr<HostState> after = HostState::Capture(host_);
+      ASSERT_TRUE(after.ok()) << after.status();
+      EXPECT_EQ(DiffHostState(before_, *after), "") << "left behind on the host";
+      skiffd_.reset();
+    }
+    registry_.reset();
+    if (!dir_.empty()) Shell("rm -rf '" + dir_ + "'");
+  }
+
+  std::string kernel_, dir_, initramfs_;
+  std::unique_ptr<LocalRegistry> registry_;
+  std::unique_ptr<SkiffdProcess> skiffd_;
+  HostStateOptions host_;
+  HostState before_;
+};
+
+TEST_F(Gen2LinuxTest, HelloInAMicroVmAnswersCurlAndStopsCleanly) {
+  ASSERT_NO_FATAL_FAILURE(StartSkiffd({"hello"}, /*ingress=*/false));
+  SkiffdProcess* skiffd = skiffd_.get();
 
   v1::InstanceSpec spec;
-  spec.set_image(registry->Reference("hello"));
+  spec.set_image(registry_->Reference("hello"));
   spec.set_generation(v1::GEN2);
   spec.set_memory_bytes(256 << 20);
   spec.set_vcpus_milli(1000);
@@ -120,45 +159,20 @@ TEST(Gen2LinuxTest, HelloInAMicroVmAnswersCurlAndStopsCleanly) {
   SKIFF_ASSERT_OK_AND_ASSIGN(v1::Instance done, WaitForState(skiffd->stub(), "g2-linux-hello",
                                                              v1::EXITED, absl::Seconds(30)));
   EXPECT_EQ(done.exit().reason(), v1::STOPPED) << done.exit().ShortDebugString();
-  SKIFF_EXPECT_OK(skiffd->DeleteAll());
-  SKIFF_EXPECT_OK(skiffd->Stop());
-  skiffd->RemoveCgroupParent();
-  SKIFF_ASSERT_OK_AND_ASSIGN(HostState after, HostState::Capture(host));
-  EXPECT_EQ(DiffHostState(before, after), "") << "left behind on the host";
-  Shell("rm -rf '" + dir + "'");
 }
 
 // A service of gen2 instances behind the ingress: the request reaches the guest's app over
 // the tap and virtio-net, and the microVM's cgroup (the VMM's threads) gets its CPU only
 // while a request is in flight. On this project's CI machines the same cases run through
 // fake-vmm (ingress_e2e_gen2_test); this one runs them against the real VMM and guest.
-TEST(Gen2LinuxTest, AServiceOfMicroVmsIsServedThroughTheIngressWithCpuOnlyDuringRequests) {
-  if (std::string why = MissingHardwareVirtualization(); !why.empty()) GTEST_SKIP() << why;
-
-  const std::string kernel = GuestKernel();
-  ASSERT_FALSE(kernel.empty()) << "scripts/guest-kernel.sh --minimal printed no kernel=";
-  char tmpl[] = "/tmp/skiff-gen2-linux.XXXXXX";
-  ASSERT_NE(mkdtemp(tmpl), nullptr);
-  const std::string dir = tmpl;
-  const std::string initramfs = dir + "/initramfs.cpio";
-  SKIFF_ASSERT_OK(gen2::guest::BuildInitramfs({SKIFF_INIT_PATH, "", ""}, initramfs));
-
-  SKIFF_ASSERT_OK_AND_ASSIGN(std::unique_ptr<LocalRegistry> registry, LocalRegistry::Start());
-  SKIFF_ASSERT_OK(registry->PushTestApp());
-  SkiffdOptions opts;
-  opts.insecure_registries = {registry->address()};
-  opts.ingress = true;
-  opts.extra_flags = {"--gen2-kernel=" + kernel, "--gen2-initramfs=" + initramfs};
-  SKIFF_ASSERT_OK_AND_ASSIGN(std::unique_ptr<SkiffdProcess> skiffd, SkiffdProcess::Create(opts));
-  HostStateOptions host;
-  host.cgroup_prefixes = {skiffd->options().cgroup_parent};
-  SKIFF_ASSERT_OK_AND_ASSIGN(HostState before, HostState::Capture(host));
-  SKIFF_ASSERT_OK(skiffd->Start());
+TEST_F(Gen2LinuxTest, AServiceOfMicroVmsIsServedThroughTheIngressWithCpuOnlyDuringRequests) {
+  ASSERT_NO_FATAL_FAILURE(StartSkiffd({"testapp"}, /*ingress=*/true));
+  SkiffdProcess* skiffd = skiffd_.get();
 
   v1::Service service;
   service.set_name("vm");
   v1::InstanceSpec& spec = *service.mutable_template_();
-  spec.set_image(registry->Reference("testapp"));
+  spec.set_image(registry_->Reference("testapp"));
   spec.set_generation(v1::GEN2);
   spec.set_memory_bytes(256 << 20);
   spec.set_vcpus_milli(1000);
@@ -220,13 +234,6 @@ TEST(Gen2LinuxTest, AServiceOfMicroVmsIsServedThroughTheIngressWithCpuOnlyDuring
   EXPECT_LE(idle, 0.03);
   EXPECT_GE(busy, 0.8);
   EXPECT_FALSE(slow.empty());
-
-  SKIFF_EXPECT_OK(skiffd->DeleteAll());
-  SKIFF_EXPECT_OK(skiffd->Stop());
-  skiffd->RemoveCgroupParent();
-  SKIFF_ASSERT_OK_AND_ASSIGN(HostState after, HostState::Capture(host));
-  EXPECT_EQ(DiffHostState(before, after), "") << "left behind on the host";
-  Shell("rm -rf '" + dir + "'");
 }
 
 }  // namespace
