@@ -19,6 +19,8 @@ PACKAGES=(
   flex bison libelf-dev
   # gen2: guest root images, initramfs checks, the QEMU peer, the virtio fuzzer
   erofs-utils cpio qemu-system-x86 clang libclang-rt-14-dev
+  # gen2: depmod for the Debian guest kernel's modules (scripts/guest-kernel.sh)
+  kmod
 )
 
 missing=()
