@@ -25,6 +25,11 @@ class CpuQuotaSink : public QuotaSink {
 // failed write), process-wide.
 std::atomic<uint64_t> g_maybe_throttled{0};
 
+// Counted in g_maybe_throttled: at the floor, or unknown after a failed write.
+bool MaybeThrottled(CpuThrottle::State state) {
+  return state == CpuThrottle::State::kThrottled || state == CpuThrottle::State::kUnknown;
+}
+
 }  // namespace
 
 uint64_t CpuThrottle::MaybeThrottledCount() {
@@ -33,19 +38,15 @@ uint64_t CpuThrottle::MaybeThrottledCount() {
 
 CpuThrottle::~CpuThrottle() {
   absl::MutexLock l(&mu_);
-  if (counted_throttled_) g_maybe_throttled.fetch_sub(1, std::memory_order_relaxed);
+  if (MaybeThrottled(counters_.state)) g_maybe_throttled.fetch_sub(1, std::memory_order_relaxed);
 }
 
 void CpuThrottle::SetStateLocked(State state) {
+  const bool was = MaybeThrottled(counters_.state);
+  const bool is = MaybeThrottled(state);
   counters_.state = state;
-  const bool throttled = state == State::kThrottled || state == State::kUnknown;
-  if (throttled == counted_throttled_) return;
-  counted_throttled_ = throttled;
-  if (throttled) {
-    g_maybe_throttled.fetch_add(1, std::memory_order_relaxed);
-  } else {
-    g_maybe_throttled.fetch_sub(1, std::memory_order_relaxed);
-  }
+  if (is && !was) g_maybe_throttled.fetch_add(1, std::memory_order_relaxed);
+  if (was && !is) g_maybe_throttled.fetch_sub(1, std::memory_order_relaxed);
 }
 
 absl::Status CpuThrottle::Stopping() {
@@ -115,7 +116,11 @@ CpuThrottle::CpuThrottle(std::unique_ptr<QuotaSink> sink, const CpuThrottleOptio
       floor_(floor),
       period_(sink->period_us()),
       clock_(options.clock ? options.clock : [] { return absl::Now(); }),
-      sink_(std::move(sink)) {}
+      sink_(std::move(sink)) {
+  // The quota the instance starts with is the full one its cgroup was created with (Create
+  // writes it again at once): not counted in MaybeThrottledCount().
+  counters_.state = State::kUnthrottled;
+}
 
 bool CpuThrottle::BoostActiveLocked() const {
   if (!options_.startup_cpu_boost || boost_over_) return false;

@@ -137,7 +137,6 @@ class CpuThrottle {
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::optional<uint64_t> written_ ABSL_GUARDED_BY(mu_);  // nullopt after a failed write
   Stats counters_ ABSL_GUARDED_BY(mu_);
-  bool counted_throttled_ ABSL_GUARDED_BY(mu_) = false;  // counted in MaybeThrottledCount()
 };
 
 const char* CpuThrottleStateName(CpuThrottle::State s);

@@ -170,7 +170,8 @@ void RunWorker(ProxyWorker& w, absl::Duration busy_poll) {
     const Clock::time_point now = Clock::now();
     if (now - last_event < window && now >= no_poll_until) {
       sched_yield();
-      if (Clock::now() - now >= kYieldedAway) no_poll_until = Clock::now() + kPollBackoff;
+      const Clock::time_point back = Clock::now();
+      if (back - now >= kYieldedAway) no_poll_until = back + kPollBackoff;
       continue;
     }
     if (w.ioc.run_one() == 0) break;  // no work left: stopped

@@ -97,6 +97,14 @@ bool TryWrite(Socket& s, Serializer& sr, error_code& ec) {
   return !WouldBlock(ec);
 }
 
+// Writes `data` (a flat head, or head and body); false with *written set when the socket
+// would block: the caller co_awaits the rest (asio::buffer(data) + *written).
+bool TryWriteFlat(Socket& s, const std::string& data, size_t* written, error_code& ec) {
+  ec = {};
+  *written = asio::write(s, asio::buffer(data), ec);
+  return !WouldBlock(ec);
+}
+
 // Reads body bytes into p's buffer_body until some arrived, the body is full or the
 // message is done: what arrives is forwarded at once (http::read would wait for a full
 // buffer, holding back a stream's small pieces, and an echo's first bytes forever).
@@ -697,10 +705,9 @@ Task<bool> ClientSession::Forward(Exchange& x) {
       // The request is its header: formatted flat and sent at once, without the serializer
       // or a relay.
       FormatRequestHead(req, &head_buf_);
-      const size_t n = asio::write(*upstream_, asio::buffer(head_buf_), ec);
-      if (WouldBlock(ec)) {
-        co_await asio::async_write(
-            *upstream_, asio::buffer(head_buf_.data() + n, head_buf_.size() - n), Await(ec));
+      size_t n = 0;
+      if (!TryWriteFlat(*upstream_, head_buf_, &n, ec)) {
+        co_await asio::async_write(*upstream_, asio::buffer(head_buf_) + n, Await(ec));
       }
       sent.ec = ec;
     } else {
@@ -820,10 +827,9 @@ Task<bool> ClientSession::Forward(Exchange& x) {
     upstream_buf_.consume(length);
     x.response_started = true;
     error_code ec;
-    const size_t n = asio::write(client_, asio::buffer(head_buf_), ec);
-    if (WouldBlock(ec)) {
-      co_await asio::async_write(client_, asio::buffer(head_buf_.data() + n, head_buf_.size() - n),
-                                 Await(ec));
+    size_t n = 0;
+    if (!TryWriteFlat(client_, head_buf_, &n, ec)) {
+      co_await asio::async_write(client_, asio::buffer(head_buf_) + n, Await(ec));
     }
     got.ec = ec;
   } else {

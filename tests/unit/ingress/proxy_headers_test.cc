@@ -14,10 +14,12 @@ std::string Get(const http::fields& f, const char* name) {
   return it == f.end() ? "<none>" : std::string(it->value());
 }
 
-// What Beast's own serializer writes for the header of `req` (an empty body: the header only).
-std::string BeastHead(http::request<http::empty_body> req) {
+// What Beast's own serializer writes for the header of `message` (an empty body: the header
+// only).
+template <bool kIsRequest>
+std::string BeastHead(const http::message<kIsRequest, http::empty_body>& message) {
   std::ostringstream out;
-  out << req;
+  out << message;
   return out.str();
 }
 
@@ -47,12 +49,6 @@ TEST(ProxyHeadersTest, FormatRequestHeadWritesWhatBeastsSerializerWrites) {
   http::request<http::empty_body> bare{http::verb::head, "/", 11};
   FormatRequestHead(bare, &head);
   EXPECT_EQ(head, "HEAD / HTTP/1.1\r\n\r\n");
-}
-
-std::string BeastHead(http::response<http::empty_body> res) {
-  std::ostringstream out;
-  out << res;
-  return out.str();
 }
 
 TEST(ProxyHeadersTest, FormatResponseHeadWritesWhatBeastsSerializerWrites) {
