@@ -21,6 +21,8 @@ PACKAGES=(
   erofs-utils cpio qemu-system-x86 clang libclang-rt-14-dev
   # gen2: depmod for the Debian guest kernel's modules (scripts/guest-kernel.sh)
   kmod
+  # scripts/bench/ingress-unthrottle --trace: where the unthrottle's time goes
+  bpftrace
 )
 
 missing=()
