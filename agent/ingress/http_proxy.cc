@@ -13,6 +13,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "agent/ingress/proxy_asio.h"
+#include "agent/ingress/proxy_busy_poll.h"
 #include "agent/ingress/proxy_metrics.h"
 #include "agent/ingress/proxy_session.h"
 #include "agent/ingress/proxy_upstream_pool.h"
@@ -140,42 +141,27 @@ Task<void> SweepLoop(ProxyWorker& w) {
   }
 }
 
-// The worker's event loop. With busy polling, after handling events the thread keeps
-// polling (epoll_wait with no timeout, then sched_yield so anything else runnable on this CPU
-// goes first) for up to `busy_poll` before it blocks: an answer or a next request arriving
-// within that window is picked up without a sleep and a wake-up (on a VM, an idle vCPU's
-// halt and its IPI to wake it again cost tens of µs each way).
-//
-// Polling only pays while the CPU would otherwise idle. A sched_yield that comes back late
-// (kYieldedAway) means other threads wanted this CPU — instances, clients, the rest of the
-// node — so the thread stops polling for kPollBackoff and sleeps between events, leaving
-// that CPU to them.
-constexpr std::chrono::microseconds kYieldedAway{50};
-constexpr std::chrono::milliseconds kPollBackoff{20};
-
+// The worker's event loop; with busy polling, BusyPollGovernor decides when it blocks.
 void RunWorker(ProxyWorker& w, absl::Duration busy_poll) {
   if (busy_poll <= absl::ZeroDuration()) {
     w.ioc.run();
     return;
   }
-  const auto window = absl::ToChronoNanoseconds(busy_poll);
-  using Clock = std::chrono::steady_clock;
-  Clock::time_point last_event = Clock::now();
-  Clock::time_point no_poll_until{};
+  using Clock = proxy::BusyPollGovernor::Clock;
+  proxy::BusyPollGovernor governor(absl::ToChronoNanoseconds(busy_poll), Clock::now());
   while (!w.ioc.stopped()) {
     if (w.ioc.poll() > 0) {
-      last_event = Clock::now();
+      governor.Handled(Clock::now());
       continue;
     }
     const Clock::time_point now = Clock::now();
-    if (now - last_event < window && now >= no_poll_until) {
+    if (governor.ShouldPoll(now)) {
       sched_yield();
-      const Clock::time_point back = Clock::now();
-      if (back - now >= kYieldedAway) no_poll_until = back + kPollBackoff;
+      governor.Yielded(now, Clock::now());
       continue;
     }
     if (w.ioc.run_one() == 0) break;  // no work left: stopped
-    last_event = Clock::now();
+    governor.Handled(Clock::now());
   }
 }
 

@@ -11,3 +11,6 @@ skiff_add_test(NAME ingress_proxy_duplex_test SOURCES proxy_duplex_test.cc
 # The proxy's pool of idle upstream connections (loopback only).
 skiff_add_test(NAME ingress_upstream_pool_test SOURCES upstream_pool_test.cc
                LIBS skiff_ingress_proxy LABELS "unit;ingress" TIMEOUT 30)
+# When a proxy thread with busy polling polls and when it backs off (driven by fake times).
+skiff_add_test(NAME ingress_busy_poll_test SOURCES busy_poll_test.cc
+               LIBS skiff_ingress_proxy LABELS "unit;ingress" TIMEOUT 30)
