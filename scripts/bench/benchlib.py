@@ -57,13 +57,16 @@ def summarize(xs):
 
 
 def print_table(title, columns, rows, json_obj, json_path=None):
-    """Prints a fixed-width table, then the JSON (also written to json_path)."""
+    """Prints a fixed-width table, then the JSON (also written to json_path); no JSON when
+    json_obj is None (a second table whose figures are in the first one's JSON)."""
     widths = [max(len(str(c)), *(len(str(r[i])) for r in rows)) for i, c in enumerate(columns)]
     print(f"\n{title}")
     print("  ".join(str(c).ljust(w) for c, w in zip(columns, widths)))
     print("  ".join("-" * w for w in widths))
     for r in rows:
         print("  ".join(str(v).ljust(w) for v, w in zip(r, widths)))
+    if json_obj is None:
+        return
     text = json.dumps(json_obj, indent=2, sort_keys=True)
     print("\nJSON:")
     print(text)
