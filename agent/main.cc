@@ -22,6 +22,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <string>
 #include <thread>
 #include <tuple>
@@ -30,6 +31,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
@@ -38,6 +40,7 @@
 #include "agent/ingress/admin_server.h"
 #include "agent/ingress/concurrency_gate.h"
 #include "agent/ingress/controller_launcher.h"
+#include "agent/ingress/cpu_latency.h"
 #include "agent/ingress/http_proxy.h"
 #include "agent/ingress/instance_sync.h"
 #include "agent/ingress/metrics.h"
@@ -47,6 +50,7 @@
 #include "agent/instances/shim_runtime.h"
 #include "images/image_store.h"
 #include "sandbox/common/cgroup.h"
+#include "sandbox/common/file_io.h"
 #include "sandbox/common/net.h"
 #include "sandbox/common/unique_fd.h"
 
@@ -81,6 +85,10 @@ ABSL_FLAG(std::string, node_domain, "skiff.local",
           "requests for <service>.<node-domain> (or the bare <service>) go to that service");
 ABSL_FLAG(uint32_t, cpu_floor_bp, 100,
           "request-based CPU: an idle instance's quota, basis points of one CPU (100 = 1 %)");
+ABSL_FLAG(int32_t, cpu_latency_qos_us, -1,
+          "hold a CPU latency QoS request of this many µs (/dev/cpu_dma_latency) while skiffd "
+          "runs: idle CPUs wake within it (0 = they poll, never halt), so an unthrottled "
+          "instance runs sooner; costs power, and in a VM a host CPU per idle vCPU. -1 = none");
 ABSL_FLAG(std::string, admin_listen, "127.0.0.1:9090",
           "admin HTTP host:port serving /metrics and /healthz; empty = off");
 
@@ -176,6 +184,12 @@ int Run() {
     return 2;
   }
   log->set_level(spdlog::level::from_str(level));
+  const int32_t cpu_latency_qos_us = absl::GetFlag(FLAGS_cpu_latency_qos_us);
+  if (cpu_latency_qos_us < -1 || cpu_latency_qos_us > ingress::CpuLatencyRequest::kMaxUs) {
+    log->error("flag --cpu-latency-qos-us: {} is not in -1..{}", cpu_latency_qos_us,
+               ingress::CpuLatencyRequest::kMaxUs);
+    return 2;
+  }
 
   // The shims get absolute paths whatever the working directory.
   const std::string socket_path = std::filesystem::absolute(absl::GetFlag(FLAGS_socket));
@@ -279,6 +293,29 @@ int Run() {
   if (options.cpu_floor_bp < 1 || options.cpu_floor_bp > 10000) {
     log->error("flag --cpu-floor-bp: {} is not in 1..10000", options.cpu_floor_bp);
     return 2;
+  }
+  // Held until skiffd exits; the kernel drops it with the fd, however skiffd ends.
+  std::optional<ingress::CpuLatencyRequest> cpu_latency;
+  if (cpu_latency_qos_us >= 0) {
+    auto held = ingress::CpuLatencyRequest::Hold(cpu_latency_qos_us);
+    if (!held.ok()) {
+      log->error("flag --cpu-latency-qos-us: {}", held.status().ToString());
+      return 1;
+    }
+    cpu_latency.emplace(std::move(*held));
+    // Without a cpuidle driver the kernel idles with a plain halt whatever is requested.
+    auto driver = ReadFileToString("/sys/devices/system/cpu/cpuidle/current_driver", 256);
+    const std::string idle_driver(
+        absl::StripAsciiWhitespace(driver.ok() ? *driver : std::string("none")));
+    if (idle_driver == "none" || idle_driver.empty()) {
+      log->warn(
+          "cpu latency qos: holding {} us ({}), but no cpuidle driver is loaded: idle "
+          "CPUs halt anyway and the request has no effect",
+          cpu_latency_qos_us, ingress::CpuLatencyRequest::kDefaultPath);
+    } else {
+      log->info("cpu latency qos: holding {} us ({}, cpuidle driver {}): idle CPUs wake within it",
+                cpu_latency_qos_us, ingress::CpuLatencyRequest::kDefaultPath, idle_driver);
+    }
   }
 
   // Pool addresses without a live veth (never assigned, or the instance exited) must not

@@ -24,6 +24,7 @@
 #include "skiff/v1/agent.grpc.pb.h"
 #include "tests/support/host_state.h"
 #include "tests/support/registry.h"
+#include "tests/support/shell.h"
 #include "tests/support/status_matchers.h"
 #include "tests/unit/agent/agent_fakes.h"
 
@@ -166,6 +167,7 @@ class SkiffdE2eTest : public ::testing::Test {
                                      std::to_string(2ull << 30), "--cgroup-parent", cgroup_parent_,
                                      // No ingress: the instances keep their full CPU quota.
                                      "--ingress-listen=", "--admin-listen="};
+    args.insert(args.end(), extra_flags_.begin(), extra_flags_.end());
     const std::string log = tmp_.path() + "/skiffd.log";
     pid_ = fork();
     if (pid_ == 0) {
@@ -309,6 +311,7 @@ class SkiffdE2eTest : public ::testing::Test {
   std::string state_dir_;
   std::string socket_;
   pid_t pid_ = -1;
+  std::vector<std::string> extra_flags_;  // appended to StartSkiffd's command line
   absl::Duration last_stop_took_;
   std::unique_ptr<v1::Agent::Stub> stub_;
   std::vector<v1::Event::Type> events_;
@@ -563,6 +566,47 @@ TEST_F(SkiffdE2eTest, PoolRouteLivesWithSkiffdAndOutlivesItForRunningInstances) 
   EXPECT_FALSE(PoolRouteInstalled());
   struct stat st;
   EXPECT_NE(stat(("/sys/fs/cgroup/memory/" + cgroup_parent_).c_str(), &st), 0);
+}
+
+// The CPU latency QoS value in force system-wide (/dev/cpu_dma_latency), µs.
+int32_t CpuLatencyInForce() {
+  int32_t v = -1;
+  UniqueFd fd(open("/dev/cpu_dma_latency", O_RDONLY | O_CLOEXEC));
+  EXPECT_TRUE(fd.valid()) << strerror(errno);
+  EXPECT_EQ(read(fd.get(), &v, sizeof(v)), static_cast<ssize_t>(sizeof(v)));
+  return v;
+}
+
+TEST_F(SkiffdE2eTest, CpuLatencyQosIsHeldWhileSkiffdRunsAndDroppedWhenItEnds) {
+  StopSkiffd();  // SetUp's skiffd runs without the flag
+  const int32_t before = CpuLatencyInForce();
+  extra_flags_ = {"--cpu-latency-qos-us=7"};
+  StartSkiffd();
+  EXPECT_EQ(CpuLatencyInForce(), std::min(before, 7));
+  StopSkiffd();  // SIGTERM: exits 0
+  EXPECT_EQ(CpuLatencyInForce(), before);
+  // Killed, it holds nothing either: the kernel drops the request with the fd.
+  StartSkiffd();
+  EXPECT_EQ(CpuLatencyInForce(), std::min(before, 7));
+  ASSERT_EQ(kill(pid_, SIGKILL), 0);
+  int status = 0;
+  ASSERT_EQ(waitpid(pid_, &status, 0), pid_);
+  pid_ = -1;
+  stub_.reset();
+  EXPECT_EQ(CpuLatencyInForce(), before);
+  // The kill left the socket (removed here, so StartSkiffd waits for the new one) and the
+  // pool route (a plain skiffd's SIGTERM in TearDown, with no instance left, removes it).
+  unlink(socket_.c_str());
+  extra_flags_.clear();
+  StartSkiffd();
+  // An out-of-range value is refused, naming the flag, before anything starts.
+  const std::string bin = BuildDir() + "/agent/skiffd";
+  auto out = skiff::testing::RunShell(absl::StrCat(
+      bin, " --socket ", tmp_.path(), "/refused.sock --state-dir ", tmp_.path(),
+      "/refused-state --image-root ", tmp_.path(), "/refused-images --cpu-latency-qos-us=-2 2>&1"));
+  EXPECT_TRUE(WIFEXITED(out.status) && WEXITSTATUS(out.status) == 2) << out.output;
+  EXPECT_THAT(out.output, HasSubstr("flag --cpu-latency-qos-us: -2 is not in -1..2000000000"));
+  EXPECT_EQ(CpuLatencyInForce(), before);
 }
 
 TEST_F(SkiffdE2eTest, SigkilledShimIsLostAndItsLeftoversAreRemoved) {
