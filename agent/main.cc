@@ -31,7 +31,6 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
@@ -50,7 +49,6 @@
 #include "agent/instances/shim_runtime.h"
 #include "images/image_store.h"
 #include "sandbox/common/cgroup.h"
-#include "sandbox/common/file_io.h"
 #include "sandbox/common/net.h"
 #include "sandbox/common/unique_fd.h"
 
@@ -303,11 +301,8 @@ int Run() {
       return 1;
     }
     cpu_latency.emplace(std::move(*held));
-    // Without a cpuidle driver the kernel idles with a plain halt whatever is requested.
-    auto driver = ReadFileToString("/sys/devices/system/cpu/cpuidle/current_driver", 256);
-    const std::string idle_driver(
-        absl::StripAsciiWhitespace(driver.ok() ? *driver : std::string("none")));
-    if (idle_driver == "none" || idle_driver.empty()) {
+    const std::string idle_driver = ingress::CpuLatencyRequest::IdleDriver();
+    if (idle_driver == "none") {
       log->warn(
           "cpu latency qos: holding {} us ({}), but no cpuidle driver is loaded: idle "
           "CPUs halt anyway and the request has no effect",

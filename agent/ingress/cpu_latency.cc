@@ -5,7 +5,9 @@
 
 #include <cerrno>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "sandbox/common/file_io.h"
 #include "sandbox/common/status.h"
 
 namespace skiff::ingress {
@@ -39,6 +41,13 @@ absl::StatusOr<int32_t> CpuLatencyRequest::Current(const std::string& path) {
         absl::StrCat("cpu latency qos: read(", path, "): ", n, " of ", sizeof(v), " bytes"));
   }
   return v;
+}
+
+std::string CpuLatencyRequest::IdleDriver() {
+  auto driver = ReadFileToString("/sys/devices/system/cpu/cpuidle/current_driver", 256);
+  if (!driver.ok()) return "none";
+  std::string name(absl::StripAsciiWhitespace(*driver));
+  return name.empty() ? "none" : name;
 }
 
 }  // namespace skiff::ingress

@@ -29,6 +29,10 @@ class CpuLatencyRequest {
   // The latency in force for all requests together (reading the device), µs.
   static absl::StatusOr<int32_t> Current(const std::string& path = kDefaultPath);
 
+  // The kernel's cpuidle driver ("none" when there is none or it cannot be read). Without
+  // one, idle CPUs halt whatever is requested.
+  static std::string IdleDriver();
+
   CpuLatencyRequest(CpuLatencyRequest&&) = default;
   CpuLatencyRequest& operator=(CpuLatencyRequest&&) = default;
 

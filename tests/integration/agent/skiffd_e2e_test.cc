@@ -20,6 +20,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "agent/ingress/cpu_latency.h"
 #include "sandbox/common/net.h"
 #include "skiff/v1/agent.grpc.pb.h"
 #include "tests/support/host_state.h"
@@ -570,11 +571,9 @@ TEST_F(SkiffdE2eTest, PoolRouteLivesWithSkiffdAndOutlivesItForRunningInstances) 
 
 // The CPU latency QoS value in force system-wide (/dev/cpu_dma_latency), µs.
 int32_t CpuLatencyInForce() {
-  int32_t v = -1;
-  UniqueFd fd(open("/dev/cpu_dma_latency", O_RDONLY | O_CLOEXEC));
-  EXPECT_TRUE(fd.valid()) << strerror(errno);
-  EXPECT_EQ(read(fd.get(), &v, sizeof(v)), static_cast<ssize_t>(sizeof(v)));
-  return v;
+  auto v = ingress::CpuLatencyRequest::Current();
+  EXPECT_TRUE(v.ok()) << v.status();
+  return v.ok() ? *v : -1;
 }
 
 TEST_F(SkiffdE2eTest, CpuLatencyQosIsHeldWhileSkiffdRunsAndDroppedWhenItEnds) {
