@@ -9,6 +9,7 @@
 #include "absl/container/inlined_vector.h"
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 
 namespace skiff::ingress {
@@ -101,7 +102,8 @@ struct ParsedHost {
 
 ParsedHost ParseHost(std::string_view raw, std::string_view node_domain) {
   ParsedHost p;
-  const std::string shown(raw.substr(0, 256));
+  // For error messages (Debian's Abseil has its own string_view type).
+  const absl::string_view shown(raw.data(), std::min<size_t>(raw.size(), 256));
   if (raw.empty()) {
     p.error = "Host: empty";
     return p;
@@ -160,19 +162,21 @@ ParsedHost ParseHost(std::string_view raw, std::string_view node_domain) {
     p.error = absl::StrCat("Host ", shown, ": not a host name");
     return p;
   }
-  std::string domain = Lower(node_domain);
-  if (!domain.empty() && domain.back() == '.') domain.pop_back();
+  std::string_view domain = node_domain;  // compared without case: not lowered per request
+  if (!domain.empty() && domain.back() == '.') domain.remove_suffix(1);
   std::string service;
   if (host.find('.') == std::string::npos) {
     service = host;
   } else if (!domain.empty() && host.size() > domain.size() + 1 &&
-             host.compare(host.size() - domain.size(), domain.size(), domain) == 0 &&
+             absl::EqualsIgnoreCase(
+                 absl::string_view(host.data() + host.size() - domain.size(), domain.size()),
+                 absl::string_view(domain.data(), domain.size())) &&
              host[host.size() - domain.size() - 1] == '.') {
     service = host.substr(0, host.size() - domain.size() - 1);
   } else {
     p.kind = ParsedHost::Kind::kNotOurs;
-    p.error = absl::StrCat("Host ", shown, ": not <service>.", domain.empty() ? "<none>" : domain,
-                           " nor a bare service name");
+    p.error = absl::StrCat("Host ", shown, ": not <service>.",
+                           domain.empty() ? "<none>" : Lower(domain), " nor a bare service name");
     return p;
   }
   if (!IsServiceName(service)) {
@@ -307,22 +311,12 @@ class ServicePool::Core : public std::enable_shared_from_this<ServicePool::Core>
     bool queued = false;
     {
       absl::MutexLock l(&mu_);
-      std::shared_ptr<Backend> b;
-      if (closed_) {
-        actions.push_back(Answer(std::move(done), 503,
-                                 absl::StrCat("service ", service_, " deleted"),
-                                 options_.retry_after));
-      } else if (!pin.empty() && (b = FindLocked(pin)) == nullptr) {
-        actions.push_back(Answer(std::move(done), 404,
-                                 absl::StrCat("no instance ", pin, " in service ", service_),
-                                 std::nullopt));
-      } else if (b != nullptr && b->draining) {
+      Decision d = DecideLocked(pin);
+      if (d.granted != nullptr) {
+        actions.push_back(GrantLocked(d.granted, std::move(done)));
+      } else if (d.answer) {
         actions.push_back(
-            Answer(std::move(done), 503,
-                   absl::StrCat("instance ", pin, " of service ", service_, " is draining"),
-                   options_.retry_after));
-      } else if (pin.empty() ? (b = ChooseLocked()) != nullptr : HasRoom(*b)) {
-        actions.push_back(GrantLocked(b, std::move(done)));
+            [done = std::move(done), o = std::move(*d.answer)]() mutable { done(std::move(o)); });
       } else if (queue_.size() >= options_.max_queue) {
         ++rejected_queue_full_;
         actions.push_back(Answer(
@@ -341,6 +335,24 @@ class ServicePool::Core : public std::enable_shared_from_this<ServicePool::Core>
     if (hook) hook(deadline);
     RunUnlocked(std::move(actions));
     return queued ? ticket : 0;
+  }
+
+  // Acquire's answer when it needs no waiting: a lease, or an error. Nullopt when the request
+  // would queue (nothing is queued), and also when called from inside the gate's own
+  // callbacks, whose follow-up work must keep its order (Acquire then).
+  std::optional<RouteOutcome> TryAcquire(const std::string& pin) {
+    if (t_pending != nullptr) return std::nullopt;
+    Decision d;
+    {
+      absl::MutexLock l(&mu_);
+      d = DecideLocked(pin);
+      if (d.granted != nullptr) TakeSlotLocked(*d.granted);
+    }
+    if (d.granted != nullptr) {
+      return Deliver(weak_from_this(), d.granted, d.granted->info, d.granted->throttle, service_,
+                     d.retry_after);
+    }
+    return std::move(d.answer);
   }
 
   void Cancel(uint64_t ticket) {
@@ -471,28 +483,69 @@ class ServicePool::Core : public std::enable_shared_from_this<ServicePool::Core>
     };
   }
 
-  // Takes a slot on `b` now; the returned action starts the throttle and delivers the lease
-  // (or gives the slot back and answers 503 if the throttle refuses).
+  // What a request for `pin` gets now: a backend with room (no slot taken yet), an answer
+  // (the service is deleted, the pinned instance is unknown or draining), or neither (it
+  // has to queue).
+  struct Decision {
+    std::shared_ptr<Backend> granted;
+    std::optional<RouteOutcome> answer;
+    absl::Duration retry_after;
+  };
+  Decision DecideLocked(const std::string& pin) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    Decision d;
+    d.retry_after = options_.retry_after;
+    std::shared_ptr<Backend> b;
+    if (closed_) {
+      d.answer = ErrorOutcome(service_, 503, absl::StrCat("service ", service_, " deleted"),
+                              options_.retry_after);
+    } else if (!pin.empty() && (b = FindLocked(pin)) == nullptr) {
+      d.answer = ErrorOutcome(
+          service_, 404, absl::StrCat("no instance ", pin, " in service ", service_), std::nullopt);
+    } else if (b != nullptr && b->draining) {
+      d.answer = ErrorOutcome(
+          service_, 503, absl::StrCat("instance ", pin, " of service ", service_, " is draining"),
+          options_.retry_after);
+    } else if (pin.empty() ? (b = ChooseLocked()) != nullptr : HasRoom(*b)) {
+      d.granted = std::move(b);
+    }
+    return d;
+  }
+
+  void TakeSlotLocked(Backend& b) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    ++b.in_flight;
+    last_active_ = absl::Now();
+  }
+
+  // A slot taken on `b` becomes a lease: the throttle is started first (if it refuses, the
+  // slot goes back and the answer is 503). No pool lock held.
+  static RouteOutcome Deliver(const std::weak_ptr<Core>& core, const std::shared_ptr<Backend>& b,
+                              std::shared_ptr<const BackendInfo> info,
+                              std::shared_ptr<CpuThrottle> throttle, const std::string& service,
+                              absl::Duration retry_after) {
+    if (throttle != nullptr) {
+      absl::Status st = throttle->RequestStarted();
+      if (!st.ok()) {
+        ReleaseSlot(core, b, nullptr);
+        return ErrorOutcome(service, 503, absl::StrCat("cpu throttle: ", st.message()),
+                            retry_after);
+      }
+    }
+    if (auto c = core.lock()) c->granted_.fetch_add(1, std::memory_order_relaxed);
+    RouteOutcome o;
+    o.service = service;
+    o.lease = Lease(std::move(info), [core, b, throttle = std::move(throttle)]() {
+      ReleaseSlot(core, b, throttle);
+    });
+    return o;
+  }
+
+  // Takes a slot on `b` now; the returned action delivers the lease (Deliver) to `done`.
   Action GrantLocked(const std::shared_ptr<Backend>& b, absl::AnyInvocable<void(RouteOutcome)> done)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    ++b->in_flight;
-    last_active_ = absl::Now();
+    TakeSlotLocked(*b);
     return [core = weak_from_this(), b, info = b->info, throttle = b->throttle, service = service_,
             retry_after = options_.retry_after, done = std::move(done)]() mutable {
-      if (throttle != nullptr) {
-        absl::Status st = throttle->RequestStarted();
-        if (!st.ok()) {
-          ReleaseSlot(core, b, nullptr);
-          done(ErrorOutcome(service, 503, absl::StrCat("cpu throttle: ", st.message()),
-                            retry_after));
-          return;
-        }
-      }
-      if (auto c = core.lock()) c->granted_.fetch_add(1, std::memory_order_relaxed);
-      RouteOutcome o;
-      o.service = std::move(service);
-      o.lease = Lease(std::move(info), [core, b, throttle]() { ReleaseSlot(core, b, throttle); });
-      done(std::move(o));
+      done(Deliver(core, b, std::move(info), std::move(throttle), service, retry_after));
     };
   }
 
@@ -617,6 +670,9 @@ uint64_t ServicePool::Acquire(const std::string& pin_instance,
                               absl::AnyInvocable<void(RouteOutcome)> done) {
   return core_->Acquire(NextTicket(), pin_instance, std::move(done));
 }
+std::optional<RouteOutcome> ServicePool::TryAcquire(const std::string& pin_instance) {
+  return core_->TryAcquire(pin_instance);
+}
 uint64_t ServicePool::AcquireWithTicket(uint64_t ticket, const std::string& pin_instance,
                                         absl::AnyInvocable<void(RouteOutcome)> done) {
   return core_->Acquire(ticket, pin_instance, std::move(done));
@@ -740,22 +796,39 @@ std::vector<std::shared_ptr<ServicePool>> ServiceRouter::Pools() const {
   return out;
 }
 
-uint64_t ServiceRouter::Route(const RouteRequest& request,
-                              absl::AnyInvocable<void(RouteOutcome)> done) {
-  ParsedHost host = ParseHost(request.host, node_domain_);
+std::shared_ptr<ServicePool> ServiceRouter::PoolFor(std::string_view host_header,
+                                                    std::optional<RouteOutcome>* error) const {
+  ParsedHost host = ParseHost(host_header, node_domain_);
   if (host.kind == ParsedHost::Kind::kMalformed) {
-    done(ErrorOutcome("", 400, std::move(host.error), std::nullopt));
-    return 0;
+    *error = ErrorOutcome("", 400, std::move(host.error), std::nullopt);
+    return nullptr;
   }
   if (host.kind == ParsedHost::Kind::kNotOurs) {
-    done(
-        ErrorOutcome("", 404, absl::StrCat("no service on this node: ", host.error), std::nullopt));
-    return 0;
+    *error =
+        ErrorOutcome("", 404, absl::StrCat("no service on this node: ", host.error), std::nullopt);
+    return nullptr;
   }
   std::shared_ptr<ServicePool> pool = Find(host.service);
   if (pool == nullptr) {
-    done(ErrorOutcome("", 404, absl::StrCat("no service ", host.service, " on this node"),
-                      std::nullopt));
+    *error = ErrorOutcome("", 404, absl::StrCat("no service ", host.service, " on this node"),
+                          std::nullopt);
+  }
+  return pool;
+}
+
+std::optional<RouteOutcome> ServiceRouter::TryRoute(const RouteRequest& request) {
+  std::optional<RouteOutcome> error;
+  std::shared_ptr<ServicePool> pool = PoolFor(request.host, &error);
+  if (pool == nullptr) return error;
+  return pool->TryAcquire(request.pin_instance);
+}
+
+uint64_t ServiceRouter::Route(const RouteRequest& request,
+                              absl::AnyInvocable<void(RouteOutcome)> done) {
+  std::optional<RouteOutcome> error;
+  std::shared_ptr<ServicePool> pool = PoolFor(request.host, &error);
+  if (pool == nullptr) {
+    done(std::move(*error));
     return 0;
   }
   // Registered before Acquire (whose `done` may run at once, on any thread) and forgotten

@@ -100,6 +100,10 @@ class ServicePool {
   // fewest in flight (ties: the one added first). No room → queue (FIFO); queue full →
   // 429; queued past options.queue_timeout → 503; both with retry_after.
   uint64_t Acquire(const std::string& pin_instance, absl::AnyInvocable<void(RouteOutcome)> done);
+  // Acquire's outcome when it is known at once (a lease, 404, 503 for a draining pinned
+  // instance or a deleted service), with no callback and no ticket; nullopt when the request
+  // would have to queue, having queued nothing (call Acquire then). See Router::TryRoute.
+  std::optional<RouteOutcome> TryAcquire(const std::string& pin_instance);
   // See Router::Cancel.
   void Cancel(uint64_t ticket);
   // Answers every queued request now with `http_status` and `message` (the activator,
@@ -154,6 +158,8 @@ class ServiceRouter : public Router {
   // (also 404 for a well-formed Host this node does not serve: another domain, an IP
   // literal; 400 for a malformed Host) → pool->Acquire. Tickets are unique across pools.
   uint64_t Route(const RouteRequest& request, absl::AnyInvocable<void(RouteOutcome)> done) override;
+  // Router: the same answers as Route when no waiting is needed (pool->TryAcquire).
+  std::optional<RouteOutcome> TryRoute(const RouteRequest& request) override;
   void Cancel(uint64_t ticket) override;
   // Router: the service's LikelyThrottle() gets RequestStarted() now and RequestFinished()
   // when the hold is released. Nothing for an unknown service or host, a service with no
@@ -167,6 +173,9 @@ class ServiceRouter : public Router {
   struct Tickets;  // ticket → pool of every request still waiting for its `done`
 
   void ReaperLoop();
+  // The pool the Host names; null with *error set to Route's 400/404 answer otherwise.
+  std::shared_ptr<ServicePool> PoolFor(std::string_view host_header,
+                                       std::optional<RouteOutcome>* error) const;
 
   const std::string node_domain_;
   const std::shared_ptr<Reaper> reaper_;

@@ -518,7 +518,11 @@ Task<bool> ClientSession::ServeOne() {
   if (host != req.end()) route.host.assign(host->value().data(), host->value().size());
   auto pin = req.find(beast::string_view(opts.pin_header));
   if (pin != req.end()) route.pin_instance.assign(pin->value().data(), pin->value().size());
-  RouteOutcome outcome = co_await RouteAsync(route);
+  // The usual request is answered at once (TryRoute); one that has to wait goes through
+  // RouteAsync.
+  std::optional<RouteOutcome> routed = ctx_.router->TryRoute(route);
+  if (!routed) routed = co_await RouteAsync(route);
+  RouteOutcome& outcome = *routed;
   anticipated.Release();  // a granted lease keeps the CPU up from here
   x.service = std::move(outcome.service);
   if (closed_ || client_gone_) co_return false;
@@ -908,7 +912,9 @@ Task<bool> ClientSession::ServeH2cPriorKnowledge(Exchange& x) {
   RouteRequest route;
   route.host = std::move(first.authority);
   route.pin_instance = std::move(first.pin);
-  RouteOutcome outcome = co_await RouteAsync(route);
+  std::optional<RouteOutcome> routed = ctx_.router->TryRoute(route);
+  if (!routed) routed = co_await RouteAsync(route);
+  RouteOutcome& outcome = *routed;
   x.service = std::move(outcome.service);
   if (closed_ || client_gone_) co_return false;
   if (!outcome.lease) {

@@ -54,6 +54,13 @@ class Router {
   // ticket that Cancel accepts while the request waits (0 when `done` already ran).
   virtual uint64_t Route(const RouteRequest& request,
                          absl::AnyInvocable<void(RouteOutcome)> done) = 0;
+  // Route's outcome when it is known at once — a lease on an instance with room, or an error
+  // answer — without `done`, a ticket or any allocation for them: the common request's fast
+  // path. Nullopt when the request would have to wait (queue, cold start): then call Route,
+  // which decides again. Default: always nullopt (every request goes through Route).
+  virtual std::optional<RouteOutcome> TryRoute(const RouteRequest& /*request*/) {
+    return std::nullopt;
+  }
   // The proxy gave up on a waiting request (client gone, shutdown). If it is still
   // waiting, its `done` runs with http_status 503 (and no lease); if it was already
   // granted, nothing happens (the lease was or will be delivered to `done`).

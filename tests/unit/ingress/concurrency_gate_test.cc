@@ -132,6 +132,12 @@ TEST(ServiceNameFromHostTest, Table) {
                        HasSubstr("Host hello.example.com: not <service>.skiff.local")));
   EXPECT_THAT(ServiceNameFromHost("", d),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("Host: empty")));
+  // The node domain is matched without case and may be given absolute.
+  EXPECT_EQ(*ServiceNameFromHost("hello.skiff.local", "Skiff.LOCAL."), "hello");
+  EXPECT_EQ(*ServiceNameFromHost("HELLO.SKIFF.LOCAL.", "skiff.local"), "hello");
+  EXPECT_THAT(ServiceNameFromHost("hello.example.com", "Skiff.Local."),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("Host hello.example.com: not <service>.skiff.local nor")));
   // Without a node domain only bare names are services.
   EXPECT_EQ(*ServiceNameFromHost("hello:1", ""), "hello");
   EXPECT_FALSE(ServiceNameFromHost("hello.skiff.local", "").ok());
@@ -527,6 +533,69 @@ TEST(ServicePoolTest, DoneMayReenterThePool) {
   EXPECT_EQ(pool.Stats().queued, 0u);
 }
 
+TEST(ServicePoolTest, TryAcquireAnswersAtOnceOrLeavesTheRequestToAcquire) {
+  ServicePool pool("svc", Options());
+  int demand = 0;
+  pool.SetDemandListener([&] { ++demand; });
+  EXPECT_FALSE(pool.TryAcquire("").has_value());  // no backend: Acquire would queue
+  pool.Add(Info("a", 1), nullptr);
+  std::optional<RouteOutcome> first = pool.TryAcquire("");
+  ASSERT_TRUE(first.has_value());
+  ASSERT_TRUE(first->lease);
+  EXPECT_EQ(first->lease.backend().instance_id, "a");
+  EXPECT_EQ(first->service, "svc");
+  EXPECT_EQ(InFlight(pool, "a"), 1u);
+  EXPECT_EQ(pool.Stats().granted, 1u);
+  // Full: nothing is queued or announced; Acquire queues it, and the release grants it.
+  EXPECT_FALSE(pool.TryAcquire("").has_value());
+  EXPECT_FALSE(pool.TryAcquire("a").has_value());
+  EXPECT_EQ(pool.Stats().queued, 0u);
+  EXPECT_EQ(demand, 0);
+  Answer waiter;
+  EXPECT_NE(pool.Acquire("", waiter.Callback()), 0u);
+  EXPECT_EQ(demand, 1);
+  first->lease.Release();
+  ASSERT_TRUE(waiter.called());
+  EXPECT_EQ(waiter.backend(), "a");
+  waiter.Release();
+  EXPECT_EQ(InFlight(pool, "a"), 0u);
+  // Answers that need no waiting come back as they would from Acquire.
+  std::optional<RouteOutcome> unknown = pool.TryAcquire("nope");
+  ASSERT_TRUE(unknown.has_value());
+  EXPECT_FALSE(unknown->lease);
+  EXPECT_EQ(unknown->http_status, 404);
+  EXPECT_EQ(unknown->message, "no instance nope in service svc");
+  ASSERT_TRUE(pool.Drain("a"));
+  EXPECT_FALSE(pool.TryAcquire("").has_value());  // draining: no room, would queue
+  std::optional<RouteOutcome> draining = pool.TryAcquire("a");
+  ASSERT_TRUE(draining.has_value());
+  EXPECT_EQ(draining->http_status, 503);
+  EXPECT_EQ(draining->message, "instance a of service svc is draining");
+  EXPECT_EQ(draining->retry_after, absl::Seconds(3));
+  EXPECT_EQ(pool.Stats().granted, 2u);
+}
+
+TEST(ServicePoolTest, TryAcquireInsideTheGatesCallbackLeavesItToAcquire) {
+  // Work a callback causes runs after it returns, in order; a lease taken in the middle of
+  // that would skip ahead, so TryAcquire declines there even with room.
+  ServicePool pool("svc", Options());
+  pool.Add(Info("a", 2), nullptr);
+  bool inside_declined = false;
+  Answer outer;
+  auto cb = outer.Callback();
+  pool.Acquire("", [&](RouteOutcome o) {
+    inside_declined = !pool.TryAcquire("").has_value();
+    cb(std::move(o));
+  });
+  ASSERT_TRUE(outer.called());
+  EXPECT_TRUE(inside_declined);
+  EXPECT_EQ(InFlight(pool, "a"), 1u);
+  std::optional<RouteOutcome> after = pool.TryAcquire("");  // outside: granted
+  ASSERT_TRUE(after.has_value());
+  EXPECT_TRUE(after->lease);
+  EXPECT_EQ(InFlight(pool, "a"), 2u);
+}
+
 TEST(ServicePoolTest, StatsAndLastActive) {
   ServicePool pool("svc", Options());
   const absl::Time created = pool.Stats().last_active;
@@ -650,6 +719,28 @@ TEST(ServicePoolThrottleTest, RefusedUnthrottleAnswers503AndGivesTheSlotBack) {
   EXPECT_EQ(q->current, 100000u);
   ok.Release();
   EXPECT_EQ(q->current, 1000u);
+}
+
+TEST(ServicePoolThrottleTest, TryAcquireRaisesTheQuotaBeforeReturningTheLease) {
+  auto q = std::make_shared<FakeQuota::Shared>();
+  std::shared_ptr<CpuThrottle> throttle = MakeThrottle(q);
+  ServicePool pool("svc", Options());
+  pool.Add(Info("a", 1), throttle);
+  std::optional<RouteOutcome> got = pool.TryAcquire("");
+  ASSERT_TRUE(got.has_value() && got->lease);
+  EXPECT_EQ(q->current, 100000u);
+  EXPECT_EQ(throttle->stats().in_flight, 1u);
+  got->lease.Release();
+  EXPECT_EQ(q->current, 1000u);
+  q->fail_next = 1;  // the unthrottle fails: 503, and the slot is given back
+  std::optional<RouteOutcome> refused = pool.TryAcquire("");
+  ASSERT_TRUE(refused.has_value());
+  EXPECT_FALSE(refused->lease);
+  EXPECT_EQ(refused->http_status, 503);
+  EXPECT_THAT(refused->message, HasSubstr("cpu throttle: "));
+  EXPECT_EQ(refused->retry_after, absl::Seconds(3));
+  EXPECT_EQ(InFlight(pool, "a"), 0u);
+  EXPECT_EQ(throttle->stats().in_flight, 0u);
 }
 
 TEST(ServicePoolThrottleTest, LeaseOutlivingThePoolStillThrottles) {
@@ -777,8 +868,31 @@ TEST(ServiceRouterTest, RoutesByHostAndAnswers404And400) {
       EXPECT_EQ(a.outcome().http_status, c.status) << c.host;
       EXPECT_THAT(a.outcome().message, HasSubstr(c.backend_or_message)) << c.host;
     }
+    // TryRoute: the same answer at once (every case here needs no waiting).
+    std::optional<RouteOutcome> now = router.TryRoute(RouteRequest{c.host, c.pin});
+    ASSERT_TRUE(now.has_value()) << c.host;
+    EXPECT_EQ(now->service, c.service) << c.host;
+    if (c.status == 0) {
+      ASSERT_TRUE(now->lease) << c.host;
+      EXPECT_EQ(now->lease.backend().instance_id, c.backend_or_message) << c.host;
+    } else {
+      EXPECT_FALSE(now->lease) << c.host;
+      EXPECT_EQ(now->http_status, c.status) << c.host;
+      EXPECT_THAT(now->message, HasSubstr(c.backend_or_message)) << c.host;
+    }
   }
   EXPECT_EQ(hello->Stats().in_flight, 0u);  // every lease above was dropped
+  // A service with no room: TryRoute leaves the request to Route, which queues it.
+  std::shared_ptr<ServicePool> busy = router.PutService("busy", Options());
+  EXPECT_FALSE(router.TryRoute(RouteRequest{"busy.skiff.local", ""}).has_value());
+  EXPECT_EQ(busy->Stats().queued, 0u);
+  Answer queued;
+  const uint64_t ticket = router.Route(RouteRequest{"busy", ""}, queued.Callback());
+  EXPECT_NE(ticket, 0u);
+  EXPECT_EQ(busy->Stats().queued, 1u);
+  router.Cancel(ticket);
+  ASSERT_TRUE(queued.called());
+  EXPECT_EQ(queued.outcome().http_status, 503);
 }
 
 TEST(ServiceRouterTest, TicketsAreUniqueAcrossPoolsAndCancelReachesTheRightOne) {
