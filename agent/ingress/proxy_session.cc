@@ -19,6 +19,11 @@
 #include "sandbox/common/unique_fd.h"
 
 namespace skiff::ingress::proxy {
+
+struct RelayResult {
+  error_code ec;
+  bool source_failed = false;  // the error came from reading `src` (else writing `dst`)
+};
 namespace {
 
 constexpr size_t kBodyBufferBytes = 64 * 1024;
@@ -59,11 +64,6 @@ template <bool kIsRequest>
 using Parser = http::parser<kIsRequest, http::buffer_body>;
 template <bool kIsRequest>
 using Serializer = http::serializer<kIsRequest, http::buffer_body>;
-
-struct RelayResult {
-  error_code ec;
-  bool source_failed = false;  // the error came from reading `src` (else writing `dst`)
-};
 
 bool WouldBlock(const error_code& ec) {
   return ec == asio::error::would_block || ec == asio::error::try_again;
@@ -193,6 +193,12 @@ bool IsStaleConnectionError(const error_code& ec) {
          ec == asio::error::connection_reset || ec == asio::error::broken_pipe;
 }
 
+// An interim response (1xx) other than 101, which ends the exchange instead.
+bool IsInterim(const http::response_header<>& res) {
+  return res.result_int() >= 100 && res.result_int() < 200 &&
+         res.result() != http::status::switching_protocols;
+}
+
 bool IsParseError(const error_code& ec) {
   return ec.category() == http::make_error_code(http::error::bad_method).category() &&
          ec != http::error::end_of_stream && ec != http::error::partial_message;
@@ -217,10 +223,28 @@ struct ClientSession::Exchange {
   Lease lease;
 };
 
+struct ClientSession::ExchangeSlot {
+  std::optional<Exchange> x;
+};
+
+// Starts a fresh Exchange in the slot; ends it (releasing its lease) however ServeOne exits.
+class ClientSession::ExchangeScope {
+ public:
+  explicit ExchangeScope(ExchangeSlot& slot) : slot_(slot) { slot_.x.emplace(); }
+  ~ExchangeScope() { slot_.x.reset(); }
+  ExchangeScope(const ExchangeScope&) = delete;
+  ExchangeScope& operator=(const ExchangeScope&) = delete;
+  Exchange& get() { return *slot_.x; }
+
+ private:
+  ExchangeSlot& slot_;
+};
+
 ClientSession::ClientSession(WorkerContext& ctx, Socket client)
     : ctx_(ctx),
       client_(std::move(client)),
       body_buf_(new char[kBodyBufferBytes]),
+      exchange_(std::make_unique<ExchangeSlot>()),
       timer_(client_.get_executor()) {
   ctx_.sessions.insert(this);
   error_code ec;
@@ -442,7 +466,8 @@ Task<bool> ClientSession::WriteError(Exchange& x) {
 
 Task<bool> ClientSession::ServeOne() {
   const HttpProxyOptions& opts = *ctx_.options;
-  Exchange x;
+  ExchangeScope scope(*exchange_);
+  Exchange& x = scope.get();
   x.req.header_limit(static_cast<uint32_t>(opts.max_header_bytes));
   SetDeadline(Clock::now() + absl::ToChronoNanoseconds(opts.client_idle_timeout),
               DeadlineKind::kClientIdle);
@@ -627,6 +652,30 @@ Task<void> ClientSession::ReadResponseHeader(Exchange& x, error_code& ec) {
   }
 }
 
+// Rare paths of Forward, coroutines of their own: what they keep across a suspension (a
+// serializer, an interim response) would otherwise sit in Forward's frame on every request,
+// pushing it past the allocator's fast sizes.
+Task<void> ClientSession::RelayInterim(Exchange& x, error_code& ec) {
+  while (IsInterim(x.res->get())) {
+    http::response<http::empty_body> interim{x.res->get().result(), 11};
+    for (const auto& f : x.res->get()) {
+      interim.insert(f.name_string(), f.value());
+    }
+    StripHopByHop(interim, false);
+    co_await http::async_write(client_, interim, Await(ec));
+    if (ec) co_return;
+    co_await ReadResponseHeader(x, ec);
+    if (ec) co_return;
+  }
+}
+
+Task<RelayResult> ClientSession::RelayResponse(Exchange& x) {
+  Serializer<false> rsr{x.res->get()};
+  RelayResult got = co_await Relay<false>(*upstream_, upstream_buf_, *x.res, client_, rsr,
+                                          body_buf_.get(), &x.response_started);
+  co_return got;
+}
+
 Task<bool> ClientSession::Forward(Exchange& x) {
   const HttpProxyOptions& opts = *ctx_.options;
   const BackendInfo& backend = x.lease.backend();
@@ -665,6 +714,10 @@ Task<bool> ClientSession::Forward(Exchange& x) {
   }
 
   bool client_body_unread = false;
+  size_t written = 0;  // by a flat write that would have blocked (the rest is awaited)
+  // How sending the request ended, then how relaying the response did (one variable: the
+  // frame of this coroutine, allocated per request, stays within the allocator's fast sizes).
+  RelayResult sent;
   for (int attempt = 0;; ++attempt) {
     bool reused = false;
     upstream_buf_.clear();
@@ -704,14 +757,13 @@ Task<bool> ClientSession::Forward(Exchange& x) {
     // The request header; a body is pumped by a coroutine of its own (StartPump) while the
     // response is read, unless the client waits for 100 Continue first.
     const bool has_body = !x.req.is_done();
-    RelayResult sent;
+    sent = RelayResult{};
     if (!has_body) {
       // The request is its header: formatted flat and sent at once, without the serializer
       // or a relay.
       FormatRequestHead(req, &head_buf_);
-      size_t n = 0;
-      if (!TryWriteFlat(*upstream_, head_buf_, &n, ec)) {
-        co_await asio::async_write(*upstream_, asio::buffer(head_buf_) + n, Await(ec));
+      if (!TryWriteFlat(*upstream_, head_buf_, &written, ec)) {
+        co_await asio::async_write(*upstream_, asio::buffer(head_buf_) + written, Await(ec));
       }
       sent.ec = ec;
     } else {
@@ -770,18 +822,8 @@ Task<bool> ClientSession::Forward(Exchange& x) {
     break;
   }
 
-  // Interim responses (1xx other than 101) are relayed as they come.
-  while (x.res->get().result_int() >= 100 && x.res->get().result_int() < 200 &&
-         x.res->get().result() != http::status::switching_protocols) {
-    http::response<http::empty_body> interim{x.res->get().result(), 11};
-    for (const auto& f : x.res->get()) {
-      interim.insert(f.name_string(), f.value());
-    }
-    StripHopByHop(interim, false);
-    co_await http::async_write(client_, interim, Await(ec));
-    if (!ec) {
-      co_await ReadResponseHeader(x, ec);
-    }
+  if (IsInterim(x.res->get())) {
+    co_await RelayInterim(x, ec);
     if (ec) {
       if (timed_out_) ctx_.metrics->UpstreamError(x.service, "timeout");
       co_await DropUpstream();
@@ -818,7 +860,7 @@ Task<bool> ClientSession::Forward(Exchange& x) {
   if (!switching) res.keep_alive(keep);
   x.status = status;
 
-  RelayResult got;
+  RelayResult& got = sent;
   const uint64_t length = length_known ? *x.res->content_length() : 0;
   if (has_body && length_known && length <= kBodyBufferBytes && length <= upstream_buf_.size()) {
     // The whole body arrived with the header (the usual small answer): the header formatted
@@ -826,20 +868,15 @@ Task<bool> ClientSession::Forward(Exchange& x) {
     // body in the buffer (bytes the backend sent unasked) keeps the connection out of the
     // pool, as below.
     FormatResponseHead(res, &head_buf_);
-    const auto body = upstream_buf_.data();
-    head_buf_.append(static_cast<const char*>(body.data()), length);
+    head_buf_.append(static_cast<const char*>(upstream_buf_.data().data()), length);
     upstream_buf_.consume(length);
     x.response_started = true;
-    error_code ec;
-    size_t n = 0;
-    if (!TryWriteFlat(client_, head_buf_, &n, ec)) {
-      co_await asio::async_write(client_, asio::buffer(head_buf_) + n, Await(ec));
+    if (!TryWriteFlat(client_, head_buf_, &written, ec)) {
+      co_await asio::async_write(client_, asio::buffer(head_buf_) + written, Await(ec));
     }
     got.ec = ec;
   } else {
-    Serializer<false> rsr{res};
-    got = co_await Relay<false>(*upstream_, upstream_buf_, *x.res, client_, rsr, body_buf_.get(),
-                                &x.response_started);
+    got = co_await RelayResponse(x);
   }
   if (got.ec) {
     const bool client_failed = PumpFailedOnClient();

@@ -27,6 +27,7 @@
 namespace skiff::ingress::proxy {
 
 class ClientSession;
+struct RelayResult;  // how relaying a message ended
 
 // What the sessions of one proxy thread share. Used only on that thread (metrics and
 // router are thread-safe themselves).
@@ -54,6 +55,10 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
  private:
   enum class DeadlineKind { kNone, kClientIdle, kConnect, kRequest };
   struct Exchange;
+  // Holds the current request's Exchange: one allocation per connection, not per request
+  // (in ServeOne's coroutine frame it would push the frame past the allocator's fast sizes).
+  struct ExchangeSlot;
+  class ExchangeScope;
   struct BodyPump;
 
   static Task<void> RunSession(std::shared_ptr<ClientSession> self);
@@ -71,6 +76,11 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   // A fresh response parser in x.res (header limit, unlimited body, HEAD's empty body), then
   // the upstream's next response header into it (a final one, or another 1xx).
   Task<void> ReadResponseHeader(Exchange& x, error_code& ec);
+  // Relays x.res while it is an interim response (1xx but 101), reading the next header
+  // into it each time.
+  Task<void> RelayInterim(Exchange& x, error_code& ec);
+  // Relays the response in x.res (header and body) through a serializer.
+  Task<RelayResult> RelayResponse(Exchange& x);
   Task<bool> ServeH2cPriorKnowledge(Exchange& x);
   Task<void> Tunnel();
   // Starts pumping x's request body (header already sent) from the client to the upstream.
@@ -110,11 +120,12 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   uint16_t backend_port_ = 0;
   std::string backend_key_;  // "ip:port"
   tcp::endpoint backend_endpoint_;
-  std::unique_ptr<char[]> body_buf_;  // one per connection: bodies stream through it
-  std::string head_buf_;              // a bodyless request's header, formatted for one write
-  std::unique_ptr<char[]> pump_buf_;  // the request body's own, allocated on first use
-  std::shared_ptr<BodyPump> pump_;    // the running request-body pump, if any
-  bool linger_close_ = false;         // the client's request body was left unread
+  std::unique_ptr<char[]> body_buf_;        // one per connection: bodies stream through it
+  std::string head_buf_;                    // a bodyless request's header, formatted for one write
+  std::unique_ptr<char[]> pump_buf_;        // the request body's own, allocated on first use
+  std::shared_ptr<BodyPump> pump_;          // the running request-body pump, if any
+  std::unique_ptr<ExchangeSlot> exchange_;  // ServeOne's current exchange
+  bool linger_close_ = false;               // the client's request body was left unread
 
   Timer timer_;
   Clock::time_point deadline_;
