@@ -64,18 +64,20 @@ absl::StatusOr<tcp::endpoint> ParseListen(const std::string& listen) {
 // One per proxy thread: its own io_context (so a connection never changes threads and
 // nothing is locked), an SO_REUSEPORT acceptor on the shared port, an upstream pool.
 struct ProxyWorker {
-  ProxyWorker(const HttpProxyOptions& options, Router* router, proxy::ProxyMetrics* metrics)
-      : ioc(1),
+  ProxyWorker(const HttpProxyOptions& options, Router* router, MetricsRegistry* registry)
+      : metrics(registry),
+        ioc(1),
         acceptor(ioc),
         pool(options.max_idle_upstream_per_backend,
              absl::ToChronoNanoseconds(options.upstream_idle_timeout)),
         sweep(ioc) {
     ctx.options = &options;
     ctx.router = router;
-    ctx.metrics = metrics;
+    ctx.metrics = &metrics;
     ctx.pool = &pool;
   }
 
+  proxy::ProxyMetrics metrics;  // this thread's
   asio::io_context ioc;
   Acceptor acceptor;
   proxy::UpstreamPool pool;
@@ -89,7 +91,6 @@ struct ProxyWorker {
 struct HttpProxy::Impl {
   HttpProxyOptions options;
   Router* router = nullptr;
-  std::unique_ptr<proxy::ProxyMetrics> metrics;
   std::deque<ProxyWorker> workers;
   uint16_t port = 0;
   bool stopped = false;
@@ -210,10 +211,9 @@ absl::StatusOr<std::unique_ptr<HttpProxy>> HttpProxy::Start(HttpProxyOptions opt
   Impl& impl = *proxy->impl_;
   impl.options = std::move(options);
   impl.router = router;
-  impl.metrics = std::make_unique<proxy::ProxyMetrics>(metrics);
   tcp::endpoint bind_to = *endpoint;
   for (int i = 0; i < impl.options.threads; ++i) {
-    ProxyWorker& w = impl.workers.emplace_back(impl.options, router, impl.metrics.get());
+    ProxyWorker& w = impl.workers.emplace_back(impl.options, router, metrics);
     if (absl::Status s = Listen(w, bind_to, impl.options.listen); !s.ok()) return s;
     // Port 0: the first acceptor picks it, the others join it.
     bind_to.port(w.acceptor.local_endpoint().port());

@@ -24,9 +24,18 @@ ProxyMetrics::ProxyMetrics(MetricsRegistry* registry) {
 
 void ProxyMetrics::Request(const std::string& service, int code, double seconds) {
   if (requests_ == nullptr) return;
-  const std::string labels[2] = {service, std::to_string(code)};
-  requests_->Inc(labels);
-  duration_->Observe({&service, 1}, seconds);
+  auto counter = request_series_.find(std::make_pair(service, code));
+  if (counter == request_series_.end()) {
+    const std::string labels[2] = {service, std::to_string(code)};
+    counter =
+        request_series_.emplace(std::make_pair(service, code), requests_->WithLabels(labels)).first;
+  }
+  counter->second.Inc();
+  auto histogram = duration_series_.find(service);
+  if (histogram == duration_series_.end()) {
+    histogram = duration_series_.emplace(service, duration_->WithLabels({&service, 1})).first;
+  }
+  histogram->second.Observe(seconds);
 }
 
 void ProxyMetrics::UpstreamError(const std::string& service, const char* kind) {

@@ -3,9 +3,15 @@
 // The proxy's metric families. Compiled against skiff_ingress_metrics when that target
 // exists (SKIFF_PROXY_HAVE_METRICS); otherwise every call is a no-op. A null registry
 // also makes every call a no-op.
+//
+// Threads: one ProxyMetrics per proxy thread, used only there. It keeps the series it has
+// used bound (a registry's series live as long as the registry), so a request's counts cost
+// a hash lookup on this thread, not a lookup under the family's lock.
 
 #include <string>
+#include <utility>
 
+#include "absl/container/flat_hash_map.h"
 #include "agent/ingress/metrics.h"
 
 namespace skiff::ingress::proxy {
@@ -23,6 +29,10 @@ class ProxyMetrics {
   CounterFamily* requests_ = nullptr;
   HistogramFamily* duration_ = nullptr;
   CounterFamily* upstream_errors_ = nullptr;
+#ifdef SKIFF_PROXY_HAVE_METRICS
+  absl::flat_hash_map<std::pair<std::string, int>, Counter> request_series_;
+  absl::flat_hash_map<std::string, Histogram> duration_series_;
+#endif
 };
 
 }  // namespace skiff::ingress::proxy

@@ -1069,17 +1069,22 @@ TEST(HttpProxyMetricsTest, RequestsCountedByServiceAndCode) {
   MetricsRegistry metrics;
   HttpProxyOptions opts;
   opts.listen = "127.0.0.1:0";
+  opts.threads = 2;  // each proxy thread counts into the same series
   auto proxy = HttpProxy::Start(opts, &router, &metrics);
   ASSERT_THAT(proxy, skiff::testing::IsOk());
-  Client c((*proxy)->port());
-  for (int i = 0; i < 3; ++i) EXPECT_EQ(c.Get("svc", "/echo").result_int(), 200);
-  EXPECT_EQ(c.Get("nope", "/").result_int(), 404);
+  for (int conn = 0; conn < 8; ++conn) {
+    Client c((*proxy)->port());
+    for (int i = 0; i < 3; ++i) EXPECT_EQ(c.Get("svc", "/echo").result_int(), 200);
+    if (conn % 2 == 0) {
+      EXPECT_EQ(c.Get("nope", "/").result_int(), 404);
+    }
+  }
   (*proxy)->Stop();
   const std::string text = metrics.Render();
-  EXPECT_THAT(text, HasSubstr("skiff_ingress_requests_total{service=\"svc\",code=\"200\"} 3"))
+  EXPECT_THAT(text, HasSubstr("skiff_ingress_requests_total{service=\"svc\",code=\"200\"} 24"))
       << text;
-  EXPECT_THAT(text, HasSubstr("skiff_ingress_requests_total{service=\"nope\",code=\"404\"} 1"));
-  EXPECT_THAT(text, HasSubstr("skiff_ingress_request_duration_seconds_count{service=\"svc\"} 3"));
+  EXPECT_THAT(text, HasSubstr("skiff_ingress_requests_total{service=\"nope\",code=\"404\"} 4"));
+  EXPECT_THAT(text, HasSubstr("skiff_ingress_request_duration_seconds_count{service=\"svc\"} 24"));
 }
 
 TEST(HttpProxyStartTest, BadOptionsRejected) {
