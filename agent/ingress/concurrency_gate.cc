@@ -343,13 +343,19 @@ class ServicePool::Core : public std::enable_shared_from_this<ServicePool::Core>
   std::optional<RouteOutcome> TryAcquire(const std::string& pin) {
     if (t_pending != nullptr) return std::nullopt;
     Decision d;
+    std::shared_ptr<const BackendInfo> info;  // read under the lock: Add replaces them
+    std::shared_ptr<CpuThrottle> throttle;
     {
       absl::MutexLock l(&mu_);
       d = DecideLocked(pin);
-      if (d.granted != nullptr) TakeSlotLocked(*d.granted);
+      if (d.granted != nullptr) {
+        TakeSlotLocked(*d.granted);
+        info = d.granted->info;
+        throttle = d.granted->throttle;
+      }
     }
     if (d.granted != nullptr) {
-      return Deliver(weak_from_this(), d.granted, d.granted->info, d.granted->throttle, service_,
+      return Deliver(weak_from_this(), d.granted, std::move(info), std::move(throttle), service_,
                      d.retry_after);
     }
     return std::move(d.answer);

@@ -24,18 +24,18 @@ ProxyMetrics::ProxyMetrics(MetricsRegistry* registry) {
 
 void ProxyMetrics::Request(const std::string& service, int code, double seconds) {
   if (requests_ == nullptr) return;
-  auto counter = request_series_.find(std::make_pair(service, code));
-  if (counter == request_series_.end()) {
+  auto it = series_.find(service);
+  if (it == series_.end()) {
+    it = series_.emplace(service, ServiceSeries{duration_->WithLabels({&service, 1}), {}}).first;
+  }
+  ServiceSeries& s = it->second;
+  auto counter = s.requests.find(code);
+  if (counter == s.requests.end()) {
     const std::string labels[2] = {service, std::to_string(code)};
-    counter =
-        request_series_.emplace(std::make_pair(service, code), requests_->WithLabels(labels)).first;
+    counter = s.requests.emplace(code, requests_->WithLabels(labels)).first;
   }
   counter->second.Inc();
-  auto histogram = duration_series_.find(service);
-  if (histogram == duration_series_.end()) {
-    histogram = duration_series_.emplace(service, duration_->WithLabels({&service, 1})).first;
-  }
-  histogram->second.Observe(seconds);
+  s.duration.Observe(seconds);
 }
 
 void ProxyMetrics::UpstreamError(const std::string& service, const char* kind) {

@@ -9,7 +9,6 @@
 // a hash lookup on this thread, not a lookup under the family's lock.
 
 #include <string>
-#include <utility>
 
 #include "absl/container/flat_hash_map.h"
 #include "agent/ingress/metrics.h"
@@ -30,8 +29,12 @@ class ProxyMetrics {
   HistogramFamily* duration_ = nullptr;
   CounterFamily* upstream_errors_ = nullptr;
 #ifdef SKIFF_PROXY_HAVE_METRICS
-  absl::flat_hash_map<std::pair<std::string, int>, Counter> request_series_;
-  absl::flat_hash_map<std::string, Histogram> duration_series_;
+  // One service's bound series (looked up by the service's name without copying it).
+  struct ServiceSeries {
+    Histogram duration;
+    absl::flat_hash_map<int, Counter> requests;  // by status code
+  };
+  absl::flat_hash_map<std::string, ServiceSeries> series_;
 #endif
 };
 
